@@ -1,0 +1,152 @@
+"""The command line: parse options, make one library call, present the result.
+
+stdout carries data (--json prints exactly one JSON document); stderr carries people's output.
+Exit codes: 0 ran, 1 a --fail-above gate tripped, 2 bad usage or bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import UsageError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Watch the generalization gap; when it climbs steeply, find the mislabeled samples.",
+)
+
+
+class Kind(str, Enum):
+    images = "images"
+    tabular = "tabular"
+    text = "text"
+
+
+class AuditMode(str, Enum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def fail(message: str) -> None:
+    """Print a user error to stderr and exit 2 (no traceback)."""
+    _console().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _escape(text) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+@app.callback()
+def main() -> None:
+    """labelaudit: audit dataset labels by watching the generalization gap."""
+
+
+@app.command()
+def scan(
+    path: Annotated[Path, typer.Argument(help="Image folder (class subfolders) or a "
+                                         ".csv/.tsv/.parquet/.jsonl table.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
+        "labelaudit-report"),
+    kind: Annotated[Optional[Kind], typer.Option(help="Override the detected data kind.")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="Table column with the labels.")] \
+        = None,
+    text_column: Annotated[Optional[str], typer.Option(help="Table column with free text.")] \
+        = None,
+    id_column: Annotated[Optional[str], typer.Option(help="Table column with stable ids.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of csv/tsv/jsonl files.")] = "utf-8",
+    cv: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    epochs: Annotated[int, typer.Option(help="Training epochs per fold.")] = 30,
+    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 64,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    image_size: Annotated[Optional[int], typer.Option(
+        help="Side of the square images are resized to (default: median size, at most 32).")] \
+        = None,
+    seed: Annotated[int, typer.Option(help="Random seed for folds, weights and sampling.")] = 0,
+    audit: Annotated[AuditMode, typer.Option(
+        help="auto: audit when the gap climbs steeply; always; never.")] = AuditMode.auto,
+    fail_above: Annotated[Optional[float], typer.Option(
+        help="Exit 1 when the estimated noise rate exceeds this rate (0-1).")] = None,
+    top_k: Annotated[int, typer.Option(help="Flagged samples embedded in report.html.")] = 1000,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    strict: Annotated[bool, typer.Option(help="Refuse unreadable files instead of skipping.")] \
+        = False,
+    follow_symlinks: Annotated[bool, typer.Option(
+        help="Follow symlinks that lead outside the dataset folder.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] \
+        = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+) -> None:
+    """Train with the gap watched; when it climbs steeply, rank likely label errors."""
+    from .progress import Progress
+    from .scan import ScanSettings, check_out_dir, scan as run_scan, write_outputs
+
+    if fail_above is not None and not 0 <= fail_above <= 1:
+        fail(f"--fail-above must be a rate between 0 and 1, not {fail_above}")
+    settings = ScanSettings(
+        kind=kind.value if kind else None, label_column=label_column, text_column=text_column,
+        id_column=id_column, encoding=encoding, cv=cv, epochs=epochs, batch_size=batch_size,
+        lr=lr, image_size=image_size, seed=seed, audit=audit.value, top_k=top_k, device=device,
+        strict=strict, follow_symlinks=follow_symlinks,
+    )
+    console = _console()
+    log = (lambda m: None) if quiet else (lambda m: console.print(_escape(m), soft_wrap=True))
+    progress = Progress(quiet=quiet)
+    try:
+        check_out_dir(path, out)
+        with progress.running():
+            result = run_scan(path, settings, progress=progress, log=log)
+        summary = write_outputs(result, out)
+    except UsageError as exc:
+        fail(str(exc))
+    if not quiet:
+        _print_scan_summary(console, summary, out)
+    if json_out:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    rate = summary["audit"]["estimated_noise_rate"]
+    if fail_above is not None and rate is not None and rate > fail_above:
+        console.print(f"estimated noise rate {rate:.1%} is above --fail-above {fail_above:.1%}")
+        raise typer.Exit(1)
+
+
+def _print_scan_summary(console, summary: dict, out: Path) -> None:
+    from rich.table import Table
+
+    ds, gap, audit = summary["dataset"], summary["gap"], summary["audit"]
+    table = Table(title="labelaudit scan", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("dataset", _escape(f"{ds['path']} ({ds['kind']}, {ds['n_samples']} samples, "
+                                     f"{ds['n_classes']} classes)"))
+    if ds["n_skipped"]:
+        table.add_row("skipped", f"{ds['n_skipped']} file(s) or row(s)")
+    table.add_row("gap", f"{gap['regime']}"
+                  + (f" (growth {gap['growth']:+.2f})" if gap.get("growth") is not None else ""))
+    table.add_row("advice", _escape(gap["advice"]))
+    table.add_row("audit", _escape(audit["reason"]))
+    if audit["ran"]:
+        table.add_row("flagged", f"{audit['n_flagged']} of {ds['n_samples']} samples")
+        table.add_row("noise rate", f"{audit['estimated_noise_rate']:.1%} (estimated)")
+    table.add_row("time", f"{summary['timings']['total']:.1f} s")
+    table.add_row("report", _escape(str(out / "report.html")))
+    console.print(table)
+
+
+# --- more commands are added below this line ---

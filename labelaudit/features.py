@@ -1,0 +1,73 @@
+"""Turn a `Dataset` into the numeric matrix its model trains on.
+
+The transforms here are unsupervised (scaling, one-hot encoding, TF-IDF), so fitting them on
+all samples leaks no label information into the held-out folds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import Dataset
+
+# TF-IDF vocabulary cap: enough for real corpora, small enough for a laptop's memory.
+MAX_TEXT_FEATURES = 50_000
+MAX_CATEGORIES = 50
+
+
+def make_features(ds: Dataset):
+    """Return X for the dataset's model: float32 array, uint8 image array, or sparse TF-IDF.
+
+    >>> from labelaudit.data import load_dataset  # doctest: +SKIP
+    >>> X = make_features(load_dataset("datasets/wine-noisy.csv"))  # doctest: +SKIP
+    """
+    if ds.kind == "images":
+        return ds.inputs
+    if ds.kind == "text":
+        return text_features(ds.inputs)
+    return tabular_features(ds.inputs)
+
+
+def text_features(texts):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    n = len(texts)
+    vectorizer = TfidfVectorizer(
+        sublinear_tf=True,
+        min_df=2 if n >= 50 else 1,
+        max_df=0.95 if n >= 50 else 1.0,
+        max_features=MAX_TEXT_FEATURES,
+        dtype=np.float32,
+    )
+    try:
+        return vectorizer.fit_transform(texts).tocsr()
+    except ValueError:  # every text empty or only stop words
+        from .errors import UsageError
+
+        raise UsageError("the text column holds no words to learn from; check --text-column") \
+            from None
+
+
+def tabular_features(frame):
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
+               and not pd.api.types.is_bool_dtype(frame[c])]
+    categorical = [c for c in frame.columns if c not in numeric]
+    frame = frame.copy()
+    for c in categorical:
+        frame[c] = frame[c].astype(object).where(frame[c].notna(), "<missing>").astype(str)
+    transformers = []
+    if numeric:
+        transformers.append(("num", make_pipeline(
+            SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()), numeric))
+    if categorical:
+        transformers.append(("cat", OneHotEncoder(handle_unknown="ignore",
+                                                  max_categories=MAX_CATEGORIES,
+                                                  sparse_output=False), categorical))
+    X = ColumnTransformer(transformers, sparse_threshold=0).fit_transform(frame)
+    return np.nan_to_num(np.asarray(X, dtype=np.float32))

@@ -1,0 +1,160 @@
+"""Torch models as scikit-learn estimators: a small CNN for images, an MLP for features.
+
+`TorchClassifier.fit` records train and validation loss after every epoch (``history_``) and
+keeps the weights of the best-validation epoch, whose probabilities ``predict_proba`` returns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+# Train loss is evaluated after each epoch on at most this many training samples.
+MAX_TRAIN_EVAL = 10_000
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _build_network(kind: str, n_features: int | tuple, n_classes: int, hidden: int):
+    from torch import nn
+
+    if kind == "images":
+        channels, size, _ = n_features
+        pooled = max(1, size // 4)
+        return nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+            nn.AdaptiveAvgPool2d(pooled), nn.Flatten(),
+            nn.Linear(64 * pooled * pooled, hidden), nn.ReLU(),
+            nn.Linear(hidden, n_classes),
+        )
+    return nn.Sequential(
+        nn.Linear(n_features, hidden), nn.ReLU(),
+        nn.Linear(hidden, hidden), nn.ReLU(),
+        nn.Linear(hidden, n_classes),
+    )
+
+
+class TorchClassifier(ClassifierMixin, BaseEstimator):
+    """A small torch network with an sklearn face.
+
+    kind: 'images' (X is uint8, shape (n, channels, size, size)) or 'features' (X is a float
+    array or a scipy sparse matrix).
+
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = TorchClassifier(kind="features", epochs=5).fit(X.astype("float32"), y)
+    >>> clf.predict_proba(X[:2].astype("float32")).shape
+    (2, 3)
+    """
+
+    def __init__(self, *, kind="features", n_classes=None, epochs=30, batch_size=64, lr=1e-3,
+                 hidden=128, weight_decay=0.0, random_state=0, device="cpu"):
+        self.kind = kind
+        self.n_classes = n_classes
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.hidden = hidden
+        self.weight_decay = weight_decay
+        self.random_state = random_state
+        self.device = device
+
+    # -- batches -------------------------------------------------------------------------------
+    def _batch(self, X, index):
+        import torch
+
+        rows = X[index]
+        if self.kind == "images":
+            t = torch.from_numpy(np.ascontiguousarray(rows)).float().div_(255.0).sub_(0.5)
+        elif hasattr(rows, "toarray"):
+            t = torch.from_numpy(rows.toarray())
+        else:
+            t = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+        return t.to(self._device)
+
+    def _eval(self, X, y=None, index=None):
+        """Mean cross-entropy (when y given) and softmax probabilities for rows `index`."""
+        import torch
+
+        index = np.arange(X.shape[0]) if index is None else index
+        self.network_.eval()
+        probs = np.empty((len(index), self.n_classes_), dtype=np.float32)
+        step = max(self.batch_size, 512)
+        with torch.no_grad():
+            for start in range(0, len(index), step):
+                part = index[start:start + step]
+                logits = self.network_(self._batch(X, part))
+                probs[start:start + len(part)] = torch.softmax(logits, 1).cpu().numpy()
+        loss = None
+        if y is not None:
+            picked = probs[np.arange(len(index)), y[index]]
+            loss = float(-np.log(np.clip(picked, 1e-7, 1.0)).mean())
+        return loss, probs
+
+    # -- sklearn API ---------------------------------------------------------------------------
+    def fit(self, X, y, *, X_val=None, y_val=None, on_epoch=None):
+        """Train for `epochs`; with a validation set, keep the best-validation epoch's weights.
+
+        on_epoch(epoch, train_loss, val_loss) is called after each epoch (for progress and
+        live gap monitoring).
+        """
+        import torch
+
+        y = np.asarray(y, dtype=np.int64)
+        self.n_classes_ = int(self.n_classes or (y.max() + 1))
+        self.classes_ = np.arange(self.n_classes_)
+        self._device = resolve_device(self.device)
+        torch.manual_seed(self.random_state)
+        generator = torch.Generator().manual_seed(self.random_state)
+        shape = tuple(X.shape[1:]) if self.kind == "images" else X.shape[1]
+        self.network_ = _build_network(self.kind, shape, self.n_classes_, self.hidden).to(
+            self._device)
+        optimizer = torch.optim.Adam(self.network_.parameters(), lr=self.lr,
+                                     weight_decay=self.weight_decay)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        n = X.shape[0]
+        rng = np.random.default_rng(self.random_state)
+        train_eval = np.sort(rng.choice(n, MAX_TRAIN_EVAL, replace=False)) if n > MAX_TRAIN_EVAL \
+            else np.arange(n)
+        y_t = torch.from_numpy(y)
+        self.history_ = []
+        self.best_epoch_, best_val, best_state = None, np.inf, None
+        self.val_pred_probs_ = None
+        for epoch in range(1, self.epochs + 1):
+            self.network_.train()
+            order = torch.randperm(n, generator=generator).numpy()
+            for start in range(0, n, self.batch_size):
+                part = order[start:start + self.batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(self.network_(self._batch(X, part)), y_t[part].to(self._device))
+                loss.backward()
+                optimizer.step()
+            train_loss, _ = self._eval(X, y, train_eval)
+            val_loss = None
+            if X_val is not None:
+                val_loss, val_probs = self._eval(X_val, np.asarray(y_val, dtype=np.int64))
+                if val_loss < best_val:
+                    best_val, self.best_epoch_ = val_loss, epoch
+                    self.val_pred_probs_ = val_probs
+                    best_state = {k: v.detach().clone() for k, v in
+                                  self.network_.state_dict().items()}
+            self.history_.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+            if on_epoch is not None:
+                on_epoch(epoch, train_loss, val_loss)
+        if best_state is not None:
+            self.network_.load_state_dict(best_state)
+        return self
+
+    def predict_proba(self, X):
+        return self._eval(X)[1]
+
+    def predict(self, X):
+        return self.predict_proba(X).argmax(1)

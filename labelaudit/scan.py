@@ -1,0 +1,206 @@
+"""The end-to-end audit: load -> features -> monitored folds -> gap -> out-of-fold -> cleanlab."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import UsageError
+from .progress import SILENT, Progress
+
+AUDIT_MODES = ("auto", "always", "never")
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """Everything that determines a scan's result (recorded in summary.json)."""
+
+    kind: str | None = None
+    label_column: str | None = None
+    text_column: str | None = None
+    id_column: str | None = None
+    encoding: str = "utf-8"
+    cv: int = 5
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    hidden: int = 128
+    image_size: int | None = None
+    seed: int = 0
+    audit: str = "auto"
+    filter_by: str = "prune_by_noise_rate"
+    top_k: int = 1000
+    n_jobs: int = 1
+    device: str = "auto"
+    strict: bool = False
+    follow_symlinks: bool = False
+
+
+@dataclass
+class ScanResult:
+    dataset: object
+    history: object  # DataFrame fold, epoch, train_loss, val_loss, gap
+    verdict: object  # gap.GapVerdict
+    audit: dict
+    issues: object | None  # DataFrame, when the audit ran
+    pred_probs: np.ndarray | None
+    settings: ScanSettings
+    timings: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "dataset": self.dataset.describe(),
+            "gap": self.verdict.to_dict(),
+            "audit": self.audit,
+            "settings": asdict(self.settings),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+def validate_settings(settings: ScanSettings) -> None:
+    if settings.audit not in AUDIT_MODES:
+        raise UsageError(f"--audit must be one of {', '.join(AUDIT_MODES)}, not {settings.audit!r}")
+    if settings.cv < 2:
+        raise UsageError(f"--cv must be at least 2 (got {settings.cv})")
+    if settings.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1 (got {settings.epochs})")
+    if settings.top_k < 0:
+        raise UsageError(f"--top-k must be 0 or more (got {settings.top_k})")
+
+
+def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = SILENT,
+         log=lambda message: None) -> ScanResult:
+    """Run the whole audit on a dataset and return its result (nothing is written).
+
+    >>> result = scan("datasets/wine-noisy.csv", ScanSettings(audit="always"))  # doctest: +SKIP
+    >>> result.audit["n_flagged"]  # doctest: +SKIP
+    """
+    from .audit import find_issues
+    from .data import load_dataset
+    from .features import make_features
+    from .gap import diagnose
+    from .models import resolve_device
+    from .train import ModelSettings, fold_splits, history_frame, out_of_fold
+
+    validate_settings(settings)
+    timings = {}
+    started = time.perf_counter()
+    clock = started
+
+    def lap(name):
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = now - clock
+        clock = now
+
+    ds = load_dataset(
+        path, kind=settings.kind, label_column=settings.label_column,
+        text_column=settings.text_column, id_column=settings.id_column,
+        image_size=settings.image_size, encoding=settings.encoding, strict=settings.strict,
+        follow_symlinks=settings.follow_symlinks, progress=progress,
+    )
+    for message in ds.warnings:
+        log(f"warning: {message}")
+    small = [c for c, n in zip(ds.classes, np.bincount(ds.labels, minlength=ds.n_classes),
+                               strict=True) if n < settings.cv]
+    if small:
+        log(f"warning: {len(small)} class(es) have fewer samples than --cv {settings.cv} "
+            f"({', '.join(small[:5])}); their samples are still scored, but consider a smaller "
+            "--cv")
+    lap("load")
+
+    X = make_features(ds)
+    y = ds.labels
+    lap("features")
+
+    model = ModelSettings(
+        kind="images" if ds.kind == "images" else "features", n_classes=ds.n_classes,
+        epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
+        hidden=settings.hidden, device=resolve_device(settings.device),
+    )
+    splits = fold_splits(y, cv=settings.cv, random_state=settings.seed)
+    results = [_run_folds(X, y, splits[:1], [1], model, settings, progress)[0]]
+    monitor_verdict = diagnose(history_frame(results))
+    lap("monitor")
+
+    if settings.audit == "always":
+        run_audit, reason = True, "--audit always"
+    elif settings.audit == "never":
+        run_audit, reason = False, "--audit never: the audit was skipped on request"
+    elif monitor_verdict.steep:
+        run_audit = True
+        reason = (f"the generalization gap climbs steeply (growth {monitor_verdict.growth:+.2f} "
+                  "of the loss scale): suspect wrongly assigned labels")
+    else:
+        run_audit = False
+        reason = (f"the generalization gap does not climb steeply (regime: "
+                  f"{monitor_verdict.regime}), so the labels are not the first suspect; pass "
+                  "--audit always to audit anyway")
+
+    issues = pred_probs = None
+    audit = {"ran": run_audit, "reason": reason, "n_flagged": None,
+             "estimated_noise_rate": None}
+    if run_audit:
+        rest = list(range(2, settings.cv + 1))
+        results += _run_folds(X, y, splits[1:], rest, model, settings, progress)
+        lap("folds")
+        pred_probs = out_of_fold(results, ds.n_samples, ds.n_classes)
+        issues, estimates = find_issues(y, pred_probs, ids=ds.ids, classes=ds.classes,
+                                        filter_by=settings.filter_by)
+        audit.update(estimates)
+        audit["accuracy_out_of_fold"] = float((pred_probs.argmax(1) == y).mean())
+        lap("confident_learning")
+    history = history_frame(results)
+    verdict = diagnose(history) if len(results) > 1 else monitor_verdict
+    audit["best_epochs"] = [r.best_epoch for r in results]
+    timings["total"] = time.perf_counter() - started
+    return ScanResult(dataset=ds, history=history, verdict=verdict, audit=audit, issues=issues,
+                      pred_probs=pred_probs, settings=settings, timings=timings)
+
+
+def _run_folds(X, y, splits, fold_numbers, model, settings, progress):
+    from .train import train_fold
+
+    results = []
+    for (train_index, test_index), fold in zip(splits, fold_numbers, strict=True):
+        advance = progress.task(f"fold {fold}/{settings.cv}", total=model.epochs)
+        results.append(train_fold(
+            X, y, train_index, test_index, fold=fold, settings=model,
+            random_state=settings.seed, on_epoch=lambda *_: advance(),
+        ))
+    return results
+
+
+def write_outputs(result: ScanResult, out: Path) -> dict:
+    """Write issues.csv (when audited), history.csv, summary.json and report.html into `out`."""
+    from .outputs import staged, write_json
+    from .report import render_report
+
+    started = time.perf_counter()
+    summary = result.summary()
+    with staged(Path(out)) as staging:
+        if result.issues is not None:
+            result.issues.to_csv(staging / "issues.csv", index=False)
+        result.history.to_csv(staging / "history.csv", index=False)
+        summary["timings"]["outputs"] = round(time.perf_counter() - started, 3)
+        write_json(staging / "summary.json", summary)
+        (staging / "report.html").write_text(render_report(result, summary), encoding="utf-8")
+    return summary
+
+
+def check_out_dir(data_path: Path, out: Path) -> None:
+    """Refuse an --out inside the dataset (writing there would change the input)."""
+    data = Path(data_path).resolve()
+    target = Path(out).resolve()
+    if data.is_dir() and (target == data or data in target.parents):
+        raise UsageError(f"--out {out} is inside the dataset folder {data_path}; choose a folder "
+                         "outside it, e.g. --out ./labelaudit-report")
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder; choose another --out")
