@@ -1,6 +1,27 @@
-"""Render report.html: Python computes a payload, a Jinja template (autoescaped) lays it out."""
+"""Render report.html: Python computes a payload, a Jinja template (autoescaped) lays it out.
+
+The page is one self-contained file: styles, script, the loss plot and the thumbnails are all
+inline, and a Content-Security-Policy forbids every network load. Static sections (header, the
+gap, label health) are rendered by Jinja; the flagged samples travel as JSON inside
+``<script type="application/json">`` and the page's script draws them with ``textContent`` only,
+so nothing from the data is ever parsed as HTML.
+"""
 
 from __future__ import annotations
+
+import base64
+import hashlib
+import math
+
+import numpy as np
+
+# Longest text embedded per sample; longer texts are cut (issues.csv and the data keep them whole).
+MAX_TEXT_CHARS = 5_000
+# Heatmap of the joint distribution up to this many classes; beyond it only the top pairs table.
+MAX_HEATMAP_CLASSES = 20
+TOP_PAIRS = 10
+SETTINGS_SHOWN = ("cv", "epochs", "batch_size", "lr", "hidden", "image_size", "seed", "audit",
+                  "filter_by", "top_k", "device", "label_column", "text_column", "id_column")
 
 
 def _environment():
@@ -11,9 +32,225 @@ def _environment():
 
 
 def render_report(result, summary: dict) -> str:
-    """The report page as one self-contained HTML string."""
-    flagged = []
-    if result.issues is not None:
-        top = result.issues[result.issues["is_label_issue"]].head(result.settings.top_k)
-        flagged = top.to_dict("records")
-    return _environment().get_template("report.html.j2").render(summary=summary, flagged=flagged)
+    """The report page as one self-contained HTML string.
+
+    >>> html = render_report(scan("datasets/wine-noisy.csv"), summary)  # doctest: +SKIP
+    >>> "Export decisions" in html  # doctest: +SKIP
+    True
+    """
+    from markupsafe import Markup
+
+    env = _environment()
+    script = env.loader.get_source(env, "report.js")[0]
+    style = env.loader.get_source(env, "report.css")[0]
+    # The script is allowed by its hash, so even a tag that slipped through escaping cannot run.
+    script_hash = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    html = env.get_template("report.html.j2").render(
+        page=build_payload(result, summary), script=Markup(script), style=Markup(style),
+        script_hash=script_hash,
+    )
+    # Lone surrogates (undecodable file names) cannot be written as UTF-8; show them as U+FFFD.
+    return html.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def build_payload(result, summary: dict) -> dict:
+    """Everything the page shows, as plain data: header, gap, label health and the review rows.
+
+    `review` is embedded as JSON for the page's script; the rest is laid out by the template.
+
+    >>> page = build_payload(result, result.summary())  # doctest: +SKIP
+    >>> page["review"]["n_embedded"] <= result.settings.top_k  # doctest: +SKIP
+    True
+    """
+    return {
+        "header": _header(summary),
+        "gap": _gap(result, summary),
+        "health": _health(result, summary),
+        "review": _review(result, summary),
+    }
+
+
+def report_id(path: str, ids, created: str) -> str:
+    """A short stable id for one report, keying its decisions in the browser's storage.
+
+    >>> report_id("data.csv", ["0", "1"], "2024-01-01T00:00:00+00:00")
+    '7443f830aaa82b0c'
+    """
+    digest = hashlib.sha256()
+    for part in (str(path), *map(str, ids), str(created)):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _header(summary: dict) -> dict:
+    ds = summary["dataset"]
+    settings = summary.get("settings", {})
+    return {
+        "path": ds["path"],
+        "kind": ds["kind"],
+        "n_samples": ds["n_samples"],
+        "n_classes": ds["n_classes"],
+        "n_skipped": ds.get("n_skipped", 0),
+        "warnings": ds.get("warnings", []),
+        "label_column": ds.get("label_column"),
+        "text_column": ds.get("text_column"),
+        "version": summary.get("version"),
+        "created": summary.get("created"),
+        "settings": [(k, settings[k]) for k in SETTINGS_SHOWN if settings.get(k) is not None],
+        "total_seconds": summary.get("timings", {}).get("total"),
+    }
+
+
+def _gap(result, summary: dict) -> dict:
+    from .plot import history_svg
+
+    gap = summary["gap"]
+    svg = history_svg(result.history, verdict=result.verdict)
+    # As an <img> the SVG cannot run script or fetch anything, whatever its text contains.
+    plot = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    history = result.history
+    return {
+        "regime": gap["regime"],
+        "steep": gap["steep"],
+        "advice": gap["advice"],
+        "evidence": list(gap.get("evidence", [])),
+        "growth": gap.get("growth"),
+        "epochs": gap.get("epochs"),
+        "best_val_epoch": gap.get("best_val_epoch"),
+        "climb_start_epoch": gap.get("climb_start_epoch"),
+        "n_folds": int(history["fold"].nunique()) if len(history) else 0,
+        "plot": plot,
+    }
+
+
+def _health(result, summary: dict) -> dict:
+    audit = summary["audit"]
+    ds = summary["dataset"]
+    health = {"ran": bool(audit.get("ran")), "reason": audit.get("reason", ""),
+              "n_samples": ds["n_samples"]}
+    if not health["ran"] or result.issues is None:
+        return health
+    classes = list(ds["classes"])
+    n = ds["n_samples"]
+    issues = result.issues
+    flagged_by_class = issues[issues["is_label_issue"]].groupby("given_label").size()
+    counts = ds.get("class_counts", {})
+    rates = audit.get("per_class_issue_rate", {})
+    per_class = [{"name": c, "n": int(counts.get(c, 0)), "flagged": int(flagged_by_class.get(c, 0)),
+                  "rate": _finite(rates.get(c, 0.0))} for c in classes]
+    joint = np.asarray(audit.get("joint") or np.zeros((len(classes), len(classes))), dtype=float)
+    pairs = []
+    for i, j in zip(*np.nonzero(joint), strict=True):
+        if i != j and joint[i, j] * n >= 0.5:
+            pairs.append({"given": classes[i], "true": classes[j], "share": float(joint[i, j]),
+                          "count": int(round(joint[i, j] * n))})
+    pairs.sort(key=lambda p: (-p["share"], p["given"], p["true"]))
+    heatmap = None
+    if 1 < len(classes) <= MAX_HEATMAP_CLASSES:
+        off = joint.copy()
+        np.fill_diagonal(off, 0)
+        top = off.max() or 1.0
+        heatmap = {"classes": classes, "rows": [[{
+            "count": int(round(joint[i, j] * n)),
+            "diagonal": i == j,
+            # Off-diagonal cells darken with their share of the largest confusion.
+            "alpha": round(min(1.0, joint[i, j] / top), 3) if i != j else 0.0,
+        } for j in range(len(classes))] for i in range(len(classes))]}
+    health.update({
+        "estimated_noise_rate": _finite(audit.get("estimated_noise_rate")),
+        "n_flagged": audit.get("n_flagged"),
+        "flagged_rate": _finite(audit.get("flagged_rate")),
+        "accuracy_out_of_fold": _finite(audit.get("accuracy_out_of_fold")),
+        "filter_by": audit.get("filter_by"),
+        "per_class": per_class,
+        "pairs": pairs[:TOP_PAIRS],
+        "heatmap": heatmap,
+        "n_reviewed_before": int(issues["reviewed"].sum()) if "reviewed" in issues else 0,
+    })
+    return health
+
+
+def _review(result, summary: dict) -> dict:
+    ds = result.dataset
+    created = summary.get("created", "")
+    review = {
+        "report_id": report_id(ds.path, ds.ids, created),
+        "kind": ds.kind,
+        "classes": list(ds.classes),
+        "feature_columns": [],
+        "top_k": int(result.settings.top_k),
+        "n_flagged": 0,
+        "n_embedded": 0,
+        "rows": [],
+    }
+    if result.issues is None:
+        return review
+    flagged = result.issues[result.issues["is_label_issue"].astype(bool)]
+    if flagged["rank"].notna().all():
+        flagged = flagged.sort_values("rank", kind="stable")
+    top = flagged.head(result.settings.top_k)
+    review["n_flagged"] = int(len(flagged))
+    review["n_embedded"] = int(len(top))
+    position = {str(i): k for k, i in enumerate(ds.ids)}
+    if ds.kind == "tabular":
+        review["feature_columns"] = [str(c) for c in ds.inputs.columns]
+    rows = []
+    for record in top.to_dict("records"):
+        row = {
+            "id": str(record["id"]),
+            "given_label": str(record["given_label"]),
+            "suggested_label": str(record["suggested_label"]),
+            "label_quality": _finite(record["label_quality"], digits=6),
+            "rank": None if _missing(record["rank"]) else int(record["rank"]),
+        }
+        k = position.get(row["id"])
+        if k is not None:
+            row.update(_sample_content(ds, k))
+        rows.append(row)
+    review["rows"] = rows
+    return review
+
+
+def _sample_content(ds, k: int) -> dict:
+    """The thumbnail, text or feature values of sample `k`."""
+    if ds.kind == "images":
+        from .thumbnails import array_thumbnail_data_uri, thumbnail_data_uri
+
+        try:
+            uri = thumbnail_data_uri(ds.files[k]) if ds.files is not None else None
+        except (OSError, ValueError):
+            uri = None  # moved or unreadable since the scan: fall back to the loaded pixels
+        return {"thumbnail": uri or array_thumbnail_data_uri(ds.inputs[k])}
+    if ds.kind == "text":
+        text = str(ds.inputs[k])
+        return {"text": text[:MAX_TEXT_CHARS], "text_length": len(text)}
+    values = ds.inputs.iloc[k].tolist()
+    return {"values": [_cell(v) for v in values]}
+
+
+def _cell(value) -> str:
+    if _missing(value):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.6g}"
+    return str(value)
+
+
+def _missing(value) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _finite(value, digits: int | None = None):
+    """A JSON-safe float: None for missing, NaN or infinite values."""
+    if value is None:
+        return None
+    value = float(value)
+    if not math.isfinite(value):
+        return None
+    return round(value, digits) if digits is not None else value
