@@ -8,8 +8,11 @@ ISSUE_COLUMNS = ["id", "given_label", "suggested_label", "label_quality", "is_la
 
 
 def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_by_noise_rate",
-                rank_by="self_confidence"):
+                rank_by="self_confidence", evidence=None):
     """One row per sample, sorted by label_quality ascending, with cleanlab's verdicts.
+
+    `evidence` maps column names to per-sample arrays (in input order) appended after the
+    contract's six columns, e.g. each ensemble member's own label quality.
 
     Returns (issues DataFrame, estimates dict). Columns start with ISSUE_COLUMNS; `rank` is
     1..n among flagged samples and empty (<NA>) for the others.
@@ -44,12 +47,14 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
         "label_quality": quality,
         "is_label_issue": is_issue,
     })
+    for name, values in (evidence or {}).items():
+        frame[name] = values
     # Stable sort with id as tie-breaker keeps the ranking deterministic.
     frame = frame.sort_values(["label_quality", "id"], kind="stable").reset_index(drop=True)
     rank = pd.array([pd.NA] * n, dtype="Int64")
     flagged = frame["is_label_issue"].to_numpy()
     rank[flagged] = np.arange(1, int(flagged.sum()) + 1)
-    frame["rank"] = rank
+    frame.insert(5, "rank", rank)
     estimates = {
         "n_flagged": int(is_issue.sum()),
         "estimated_noise_rate": float(1.0 - np.trace(joint)),

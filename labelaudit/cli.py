@@ -75,7 +75,7 @@ def scan(
     cv: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
     epochs: Annotated[int, typer.Option(help="Training epochs per fold.")] = 30,
     batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 64,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-3,
     image_size: Annotated[Optional[int], typer.Option(
         help="Side of the square images are resized to (default: median size, at most 32).")] \
         = None,

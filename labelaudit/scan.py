@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,7 +28,7 @@ class ScanSettings:
     cv: int = 5
     epochs: int = 30
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 3e-3
     hidden: int = 128
     image_size: int | None = None
     seed: int = 0
@@ -87,7 +87,8 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     from .features import make_features
     from .gap import diagnose
     from .models import resolve_device
-    from .train import ModelSettings, fold_splits, history_frame, out_of_fold
+    from .train import ModelSettings, fit_members, fold_splits, history_frame, out_of_fold
+    from cleanlab.rank import get_label_quality_scores
 
     validate_settings(settings)
     timings = {}
@@ -149,11 +150,20 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
              "estimated_noise_rate": None}
     if run_audit:
         rest = list(range(2, settings.cv + 1))
-        results += _run_folds(X, y, splits[1:], rest, model, settings, progress)
+        results += _run_folds(X, y, splits[1:], rest, model, settings, progress,
+                              data_kind=ds.kind)
+        results[0] = replace(results[0], member_probs=fit_members(
+            X, y, *splits[0], data_kind=ds.kind, n_classes=ds.n_classes,
+            random_state=settings.seed + 1))
         lap("folds")
-        pred_probs = out_of_fold(results, ds.n_samples, ds.n_classes)
+        members = out_of_fold(results, ds.n_samples, ds.n_classes)
+        pred_probs = np.mean(list(members.values()), axis=0)
+        model_name = "cnn" if ds.kind == "images" else "mlp"
+        evidence = {f"quality_{model_name if name == 'model' else name}":
+                    get_label_quality_scores(y, probs) for name, probs in members.items()}
         issues, estimates = find_issues(y, pred_probs, ids=ds.ids, classes=ds.classes,
-                                        filter_by=settings.filter_by)
+                                        filter_by=settings.filter_by, evidence=evidence)
+        estimates["members"] = [model_name if n == "model" else n for n in members]
         audit.update(estimates)
         audit["accuracy_out_of_fold"] = float((pred_probs.argmax(1) == y).mean())
         lap("confident_learning")
@@ -165,7 +175,7 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
                       pred_probs=pred_probs, settings=settings, timings=timings)
 
 
-def _run_folds(X, y, splits, fold_numbers, model, settings, progress):
+def _run_folds(X, y, splits, fold_numbers, model, settings, progress, data_kind=None):
     from .train import train_fold
 
     results = []
@@ -173,7 +183,7 @@ def _run_folds(X, y, splits, fold_numbers, model, settings, progress):
         advance = progress.task(f"fold {fold}/{settings.cv}", total=model.epochs)
         results.append(train_fold(
             X, y, train_index, test_index, fold=fold, settings=model,
-            random_state=settings.seed, on_epoch=lambda *_: advance(),
+            random_state=settings.seed, on_epoch=lambda *_: advance(), data_kind=data_kind,
         ))
     return results
 
@@ -196,11 +206,7 @@ def write_outputs(result: ScanResult, out: Path) -> dict:
 
 
 def check_out_dir(data_path: Path, out: Path) -> None:
-    """Refuse an --out inside the dataset (writing there would change the input)."""
-    data = Path(data_path).resolve()
-    target = Path(out).resolve()
-    if data.is_dir() and (target == data or data in target.parents):
-        raise UsageError(f"--out {out} is inside the dataset folder {data_path}; choose a folder "
-                         "outside it, e.g. --out ./labelaudit-report")
-    if target.exists() and not target.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder; choose another --out")
+    """Refuse an --out inside the dataset, holding it, or replacing a folder that is no report."""
+    from .outputs import check_out
+
+    check_out(out, inputs=[data_path])

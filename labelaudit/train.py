@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,7 @@ class FoldResult:
     pred_probs: np.ndarray  # float32 (len(test_index), n_classes), from the best-validation epoch
     history: list  # dicts: epoch, train_loss, val_loss
     best_epoch: int
+    member_probs: dict = field(default_factory=dict)  # name -> held-out probs of other members
 
 
 def fold_splits(y, *, cv: int = 5, random_state: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -46,8 +47,12 @@ def fold_splits(y, *, cv: int = 5, random_state: int = 0) -> list[tuple[np.ndarr
 
 
 def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSettings,
-               random_state: int = 0, on_epoch=None, n_threads: int | None = None) -> FoldResult:
-    """Train one fold's model; return its held-out probabilities and its loss history."""
+               random_state: int = 0, on_epoch=None, n_threads: int | None = None,
+               data_kind: str | None = None) -> FoldResult:
+    """Train one fold's model; return its held-out probabilities and its loss history.
+
+    With `data_kind`, the scikit-learn members (`fit_members`) are trained on the same split.
+    """
     import torch
 
     from .models import TorchClassifier
@@ -61,19 +66,65 @@ def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetti
     )
     model.fit(X[train_index], y[train_index], X_val=X[test_index], y_val=y[test_index],
               on_epoch=on_epoch)
+    members = {} if data_kind is None else fit_members(
+        X, y, train_index, test_index, data_kind=data_kind, n_classes=settings.n_classes,
+        random_state=random_state)
     return FoldResult(fold=fold, test_index=np.asarray(test_index),
                       pred_probs=model.val_pred_probs_.astype(np.float32),
-                      history=model.history_, best_epoch=int(model.best_epoch_))
+                      history=model.history_, best_epoch=int(model.best_epoch_),
+                      member_probs=members)
 
 
-def out_of_fold(results: list[FoldResult], n_samples: int, n_classes: int) -> np.ndarray:
-    """Assemble every fold's held-out probabilities into one (n_samples, n_classes) array."""
-    pred_probs = np.full((n_samples, n_classes), np.nan, dtype=np.float32)
+def sklearn_members(kind: str, n_train: int, *, random_state: int = 0) -> dict:
+    """The scikit-learn models that join the torch one: neighbours and a linear model.
+
+    They see the same inputs as the torch model (pixels, standardized columns, TF-IDF), and
+    their errors differ from a network's, so averaging their probabilities sharpens the ranking.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+
+    k = max(1, min(10, n_train - 1))
+    if kind == "text":
+        return {
+            "logreg": LogisticRegression(C=10.0, max_iter=1000),
+            "knn": KNeighborsClassifier(k, weights="distance", metric="cosine", algorithm="brute"),
+        }
+    return {
+        "logreg": LogisticRegression(C=0.1, max_iter=1000),
+        "knn": KNeighborsClassifier(k, weights="distance"),
+    }
+
+
+def fit_members(X, y, train_index, test_index, *, data_kind: str, n_classes: int,
+                random_state: int = 0) -> dict:
+    """Held-out probabilities of each scikit-learn member for one fold."""
+    if data_kind == "images":  # flat pixels in [0, 1]
+        X = X.reshape(X.shape[0], -1)
+    probs = {}
+    for name, estimator in sklearn_members(data_kind, len(train_index),
+                                           random_state=random_state).items():
+        Xtr, Xte = X[train_index], X[test_index]
+        if data_kind == "images":
+            Xtr, Xte = Xtr.astype(np.float32) / 255, Xte.astype(np.float32) / 255
+        estimator.fit(Xtr, y[train_index])
+        full = np.zeros((len(test_index), n_classes), dtype=np.float32)
+        full[:, estimator.classes_] = estimator.predict_proba(Xte)
+        probs[name] = full
+    return probs
+
+
+def out_of_fold(results: list[FoldResult], n_samples: int, n_classes: int) -> dict:
+    """Assemble every fold's held-out probabilities, per member, into (n_samples, n_classes)."""
+    names = ["model", *sorted(results[0].member_probs)] if results else ["model"]
+    out = {name: np.full((n_samples, n_classes), np.nan, dtype=np.float32) for name in names}
     for r in results:
-        pred_probs[r.test_index] = r.pred_probs
-    if np.isnan(pred_probs).any():
+        out["model"][r.test_index] = r.pred_probs
+        for name, probs in r.member_probs.items():
+            out[name][r.test_index] = probs
+    if any(np.isnan(p).any() for p in out.values()):
         raise RuntimeError("some samples have no out-of-fold probabilities; a fold is missing")
-    return pred_probs
+    return out
 
 
 def history_frame(results: list[FoldResult]):

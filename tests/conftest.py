@@ -1,0 +1,111 @@
+"""Shared fixtures: small datasets generated from scikit-learn's bundled data."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = ROOT / "datasets"
+
+
+def write_digit_folder(root: Path, *, n_per_class: int = 30, classes=(0, 1, 7),
+                       noise_rate: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """Write 8x8 digit PNGs as root/<class>/img-NNNN.png; return the truth table."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from labelaudit.noise import inject_noise
+
+    digits = load_digits()
+    rows = []
+    for c in classes:
+        rows += list(np.flatnonzero(digits.target == c)[:n_per_class])
+    rows = np.array(rows)
+    true = np.searchsorted(classes, digits.target[rows])
+    given = inject_noise(true, noise_rate, random_state=seed) if noise_rate else true
+    truth = []
+    for i, (row, t, g) in enumerate(zip(rows, true, given, strict=True)):
+        rel = f"{classes[g]}/img-{i:04d}.png"
+        (root / str(classes[g])).mkdir(parents=True, exist_ok=True)
+        pixels = np.round(digits.images[row] * (255 / 16)).astype(np.uint8)
+        Image.fromarray(pixels, mode="L").save(root / rel)
+        truth.append({"id": rel, "true_label": str(classes[t]), "given_label": str(classes[g])})
+    return pd.DataFrame(truth)
+
+
+def make_table(*, n: int = 150, noise_rate: float = 0.0, seed: int = 0) -> tuple:
+    """A wine-like numeric table with one categorical column; returns (frame, true labels)."""
+    from sklearn.datasets import make_classification
+
+    from labelaudit.noise import inject_noise
+
+    X, y = make_classification(n_samples=n, n_features=6, n_informative=4, n_redundant=0,
+                               n_classes=3, n_clusters_per_class=1, class_sep=2.0,
+                               random_state=seed)
+    given = inject_noise(y, noise_rate, random_state=seed) if noise_rate else y
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    frame["colour"] = np.where(X[:, 0] > 0, "red", "blue")
+    frame["label"] = np.array(["alpha", "beta", "gamma"])[given]
+    return frame, y
+
+
+TOPICS = {
+    "space": "orbit rocket launch nasa satellite moon astronaut shuttle planet mission",
+    "cooking": "recipe oven flour butter sugar bake kitchen pan garlic onion",
+    "sports": "goal match team score league player coach season referee stadium",
+}
+
+
+def make_text_table(*, n_per_class: int = 40, seed: int = 0) -> pd.DataFrame:
+    """Generated posts: each draws words from its topic plus common filler words."""
+    rng = np.random.default_rng(seed)
+    filler = "the a and of to in it is was for on with as this that".split()
+    rows = []
+    for topic, words in TOPICS.items():
+        vocab = words.split()
+        for _ in range(n_per_class):
+            text = " ".join(rng.choice(vocab + filler, size=25))
+            rows.append({"text": text, "topic": topic})
+    return pd.DataFrame(rows)
+
+
+def tree_hashes(path: Path) -> dict:
+    """sha256 of every file under path (or of path itself): proves inputs stay unchanged."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture
+def digit_folder(tmp_path) -> Path:
+    root = tmp_path / "digits"
+    write_digit_folder(root)
+    return root
+
+
+@pytest.fixture
+def table_csv(tmp_path) -> Path:
+    frame, _ = make_table()
+    path = tmp_path / "table.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def text_csv(tmp_path) -> Path:
+    path = tmp_path / "posts.csv"
+    make_text_table().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def fast():
+    """Settings for quick real scans in tests."""
+    from labelaudit.scan import ScanSettings
+
+    return ScanSettings(epochs=6, cv=3, audit="always")
