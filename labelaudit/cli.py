@@ -150,3 +150,38 @@ def _print_scan_summary(console, summary: dict, out: Path) -> None:
 
 
 # --- more commands are added below this line ---
+
+
+@app.command("apply")
+def apply_command(
+    data: Annotated[Path, typer.Argument(help="The dataset that was scanned (image folder or "
+                                         "table); it is only read.")],
+    decisions: Annotated[Path, typer.Argument(help="decisions.csv exported from report.html.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the corrected copy.")],
+    force: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the changes (CSV on stdout); write "
+                                          "nothing.")] = False,
+    label_column: Annotated[Optional[str], typer.Option(help="Table column with the labels.")] \
+        = None,
+    id_column: Annotated[Optional[str], typer.Option(help="Table column with stable ids.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of csv/tsv/jsonl files.")] = "utf-8",
+) -> None:
+    """Write a corrected copy of DATA following the review decisions; DATA is never modified."""
+    from .apply import apply_decisions
+
+    try:
+        result = apply_decisions(data, decisions, out, force=force, dry_run=dry_run,
+                                 label_column=label_column, id_column=id_column,
+                                 encoding=encoding)
+    except UsageError as exc:
+        fail(str(exc))
+    counts = result.counts
+    tally = (f"{counts['relabel']} relabeled, {counts['remove']} removed, {counts['keep']} kept "
+             f"as they were; {counts['unchanged']} of {counts['n_samples']} samples unchanged")
+    if dry_run:
+        sys.stdout.write(result.changes.to_csv(index=False))
+        _console().print(_escape(f"dry run, nothing written: {tally}"), soft_wrap=True)
+    else:
+        _console().print(_escape(f"wrote {result.written}: {tally}; the list is in "
+                                 f"{result.out / 'changes.csv'}"), soft_wrap=True)
+
