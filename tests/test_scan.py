@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def test_scan_images_writes_contract_outputs(tmp_path, digit_folder):
     result = run("scan", digit_folder, "--out", out, "--audit", "always", *FAST, "--quiet")
     assert result.exit_code == 0, result.output
     assert tree_hashes(digit_folder) == before
-    issues = pd.read_csv(out / "issues.csv", dtype={"id": str})
+    issues = pd.read_csv(out / "issues.csv", dtype={"id": str, "given_label": str})
     assert list(issues.columns[:6]) == ISSUE_COLUMNS
     assert len(issues) == 90
     assert set(issues["id"]) == set(load_dataset(digit_folder).ids)
@@ -133,7 +134,7 @@ def test_scan_table_and_text(tmp_path, table_csv, text_csv, fast):
     table = scan(table_csv, fast)
     assert table.dataset.kind == "tabular"
     assert table.issues["id"].str.fullmatch(r"\d+").all()
-    text = scan(text_csv, fast)
+    text = scan(text_csv, replace(fast, label_column="topic"))
     assert text.dataset.kind == "text"
     assert len(text.issues) == 120
     # The generated topics are separable: out-of-fold accuracy must be high.
