@@ -185,3 +185,50 @@ def apply_command(
         _console().print(_escape(f"wrote {result.written}: {tally}; the list is in "
                                  f"{result.out / 'changes.csv'}"), soft_wrap=True)
 
+
+@app.command()
+def gap(
+    path: Annotated[Path, typer.Argument(help=(
+        "A training log: Lightning metrics.csv, Keras CSVLogger csv or history JSON, Hugging "
+        "Face trainer_state.json (or its output folder), skorch history.json, a TensorBoard "
+        "run folder or event file, or a csv with epoch, train and validation loss columns."))],
+    train_key: Annotated[Optional[str], typer.Option(
+        help="Column, key or TensorBoard tag of the training loss.")] = None,
+    val_key: Annotated[Optional[str], typer.Option(
+        help="Column, key or TensorBoard tag of the validation loss.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        help="Write the curves, gap shaded, to this .svg or .png file.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the diagnosis as JSON.")] \
+        = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+) -> None:
+    """Diagnose the generalization gap in a training log your framework already wrote."""
+    from .logs import diagnose_log
+
+    try:
+        result = diagnose_log(path, train_key=train_key, val_key=val_key, plot=plot)
+    except UsageError as exc:
+        fail(str(exc))
+    if not quiet:
+        _print_gap(_console(), result)
+    if json_out:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+
+
+def _print_gap(console, result: dict) -> None:
+    from rich.table import Table
+
+    colour = {"steep-climb": "red", "over-parametrized": "yellow", "underfitting": "yellow",
+              "converged": "green"}.get(result["regime"], "blue")
+    table = Table(title="labelaudit gap", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("log", _escape(f"{result['path']} ({result['format']}: "
+                                 f"{result['train_key']} / {result['val_key']})"))
+    table.add_row("regime", f"[bold {colour}]{_escape(result['regime'])}[/]")
+    for line in result["evidence"]:
+        table.add_row("evidence", _escape(line))
+    table.add_row("advice", _escape(result["advice"]))
+    if result["plot"]:
+        table.add_row("plot", _escape(result["plot"]))
+    console.print(table)

@@ -1,11 +1,43 @@
 """Diagnose the generalization gap (validation loss minus training loss) over epochs.
 
-The rule, in short: take the later half of the epochs, estimate the gap's trend there with the
-Theil-Sen estimator (robust to noisy epochs), and express it relative to the loss scale (the
-training loss after the first epoch, i.e. the loss of a barely trained model), so the verdict does
-not depend on the loss's units or the number of classes. The gap climbs steeply when its growth
-over the run is large against that scale and the lower bound of the slope's confidence interval is
-above zero.
+The verdict comes from the *later half* of the run (the epochs after the midpoint of the first
+and last epoch), where early learning no longer dominates, and is expressed relative to the
+**loss scale** ``s``: the median over folds of the training loss at the first recorded epoch (the
+loss of a barely trained model, about log(K) for K classes from scratch). Dividing by ``s`` makes
+every number below independent of the loss's units; multiplying all losses by a constant changes
+nothing.
+
+**Trend.** The gap's slope is Sen's estimator (the median of the slopes between every pair of
+epochs), robust to a few noisy epochs. With several folds only pairs within a fold are used and
+their slopes pooled (Hirsch's seasonal-Kendall slope, folds as seasons), so fold-to-fold offsets
+do not count as a trend; its 90% confidence interval comes from the pooled Kendall statistic's
+variance. The same estimator gives the training and validation losses' slopes.
+
+**Growth.** ``growth = slope * (last epoch - first epoch) / s``: how much of the loss scale the gap
+would gain over a run as long as this one at its later-half rate. It does not depend on the
+epoch unit (steps, fractional epochs) either. ``train_change`` and ``val_change`` are the same
+quantity for the two losses.
+
+**Rules, checked in this order:**
+
+1. ``too-little-evidence`` when fewer than ``MIN_EPOCHS`` epochs have both losses.
+2. ``steep-climb`` when ``growth >= STEEP_GROWTH`` and the gap slope's confidence interval lies
+   above zero and the validation loss is not significantly falling (its slope's upper bound is
+   at or above zero): the model fits the training labels ever better while getting no better
+   on held-out data, the signature of memorised wrong labels.
+3. ``underfitting`` when the final training loss is above ``UNDERFIT * s``, or the training loss
+   has fallen by less than ``FALLING * s`` over the whole run.
+4. ``too-little-evidence`` when the gap-growth interval is wider than ``NOISY`` (its half-width,
+   in growth units): the curves are too noisy to tell a climb from a flat gap.
+5. ``over-parametrized`` when the training loss is still significantly falling
+   (``train_change <= -FALLING``, interval below zero) while the validation loss is not
+   (``val_change >= -FALLING``): the gap opens because the model keeps fitting the training set.
+6. ``converged`` otherwise: the gap has stopped growing within noise.
+
+The evidence also names the best-validation epoch (lowest validation loss, median over folds)
+and the epoch where the gap started to climb (its last low point before the end, when it has
+since grown by at least ``CLIMB_MIN * s``). The thresholds were tuned on the calibration benchmark
+(benchmarks/gap_calibration.py, see benchmarks/README.md), never per dataset.
 """
 
 from __future__ import annotations
@@ -15,62 +47,184 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 MIN_EPOCHS = 6
-# Relative gap growth over the run (slope * epochs / scale) above which the climb is steep.
+# Gap growth over the run, in loss scales, at which the climb counts as steep.
 STEEP_GROWTH = 0.15
-# Relative train-loss fall over the later epochs that still counts as "falling".
+# A loss change (in loss scales, over the run) smaller than this is no real change.
 FALLING = 0.05
-# Relative val-loss change over the later epochs that counts as "flat".
-FLAT = 0.05
-# Final train loss above this fraction of the scale means the model did not fit.
+# Final training loss above this fraction of the scale: the model did not fit.
 UNDERFIT = 0.6
+# Half-width of the gap-growth interval above which the curves are too noisy to judge.
+NOISY = 0.5
+# The gap must have risen this much (in loss scales) from its low to name a climb start.
+CLIMB_MIN = 0.05
+# Two-sided confidence level of the slope intervals.
+CONFIDENCE = 0.90
+# Logs with more points than this (per-step logging) are averaged into this many bins first,
+# which keeps the pairwise-slope estimator cheap and changes no trend.
+MAX_POINTS = 200
+REGIMES = ("converged", "over-parametrized", "steep-climb", "underfitting",
+           "too-little-evidence")
 
 ADVICE = {
     "converged": "The gap has stopped growing: the fit is in a decent place. If the metric is "
                  "not good enough, improve the model or the features.",
-    "over-parametrized": "Training loss is still falling while validation loss is flat: the model "
+    "over-parametrized": "Training loss is still falling while validation loss is not: the model "
                          "has more capacity than the data supports. Simplify or regularize it "
-                         "(fewer layers or units, dropout, L1/L2, batch normalization).",
+                         "(fewer layers or units, dropout, L1/L2, batch normalization), or stop "
+                         "at the best-validation epoch.",
     "steep-climb": "The gap is climbing steeply: suspect the dataset, above all wrongly assigned "
-                   "labels. Inspect the flagged samples by hand.",
+                   "labels. Inspect the flagged samples by hand (labelaudit scan ranks them).",
     "underfitting": "Training loss is high or not falling: give the model more capacity, train "
                     "longer, or improve the features or the learning rate.",
     "too-little-evidence": "Too few epochs or too noisy curves to say; train for more epochs "
-                           "before drawing conclusions.",
+                           "(or validate on more samples) before drawing conclusions.",
 }
 
 
 @dataclass(frozen=True)
 class GapVerdict:
-    """The diagnosis of one set of loss curves, with its evidence and advice."""
+    """The diagnosis of one set of loss curves, with its evidence and advice.
+
+    Slopes are per epoch and, like `growth`, relative to the loss `scale`; `None` where the
+    curves were too short to measure them.
+    """
 
     regime: str
     steep: bool
-    slope: float | None  # gap growth per epoch, relative to the loss scale
-    slope_low: float | None  # 90% confidence interval of that slope
+    slope: float | None  # gap slope per epoch over the later half, relative to the loss scale
+    slope_low: float | None  # its confidence interval (CONFIDENCE)
     slope_high: float | None
-    growth: float | None  # slope * epochs: relative gap growth over the run
-    climb_start_epoch: int | None
-    best_val_epoch: int | None
-    epochs: int
-    scale: float | None
+    growth: float | None  # slope * run length: relative gap growth over the run
+    climb_start_epoch: float | None
+    best_val_epoch: float | None
+    epochs: int  # distinct epochs with both losses
+    scale: float | None  # training loss at the first epoch (median over folds)
     advice: str
     evidence: list[str] = field(default_factory=list)
+    folds: int = 0
+    train_change: float | None = None  # train-loss slope * run length / scale
+    val_change: float | None = None
+    final_train: float | None = None  # last epoch's training loss / scale
+    final_gap: float | None = None  # last epoch's gap / scale
+    window_start: float | None = None  # first epoch of the later half
 
     def to_dict(self) -> dict:
+        """Plain JSON-ready dict (summary.json's `gap`, `labelaudit gap --json`)."""
         return asdict(self)
 
 
-def _theil_sen(x, y):
-    from scipy.stats import theilslopes
+# ---------------------------------------------------------------------------------------------
+# The robust trend
 
-    if len(np.unique(x)) < 2:
-        return 0.0, 0.0, 0.0
-    slope, _, low, high = theilslopes(y, x, alpha=0.90)
-    return float(slope), float(low), float(high)
+
+@dataclass(frozen=True)
+class Trend:
+    """Sen's slope pooled over groups, with its confidence interval."""
+
+    slope: float
+    low: float
+    high: float
+
+
+def pooled_sen_slope(x, y, groups=None, *, confidence: float = CONFIDENCE) -> Trend:
+    """Median of within-group pairwise slopes, with a Kendall-based confidence interval.
+
+    With one group this is the Theil-Sen slope and the interval of
+    `scipy.stats.theilslopes` (without its tie correction); with several it is Hirsch's
+    seasonal-Kendall slope, so offsets between groups are not mistaken for a trend.
+
+    >>> t = pooled_sen_slope([1, 2, 3, 4, 1, 2, 3, 4], [1, 2, 3, 4, 11, 12, 13, 14],
+    ...                      [0, 0, 0, 0, 1, 1, 1, 1])
+    >>> t.slope, t.low <= 1.0 <= t.high
+    (1.0, True)
+    """
+    from scipy.stats import norm
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    groups = np.zeros(len(x), int) if groups is None else np.asarray(groups)
+    slopes, variance = [], 0.0
+    for g in np.unique(groups):
+        gx, gy = x[groups == g], y[groups == g]
+        i, j = np.triu_indices(len(gx), k=1)
+        dx = gx[j] - gx[i]
+        keep = dx != 0
+        slopes.append((gy[j] - gy[i])[keep] / dx[keep])
+        n = len(gx)
+        variance += n * (n - 1) * (2 * n + 5) / 18.0
+    slopes = np.sort(np.concatenate(slopes)) if slopes else np.empty(0)
+    if not len(slopes):
+        return Trend(0.0, 0.0, 0.0)
+    slope = float(np.median(slopes))
+    z = norm.ppf(0.5 + confidence / 2)
+    spread = z * np.sqrt(variance)
+    n_slopes = len(slopes)
+    lo = int(np.clip(np.floor((n_slopes - spread) / 2.0), 0, n_slopes - 1))
+    hi = int(np.clip(np.ceil((n_slopes + spread) / 2.0), 0, n_slopes - 1))
+    return Trend(slope, float(slopes[lo]), float(slopes[hi]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The diagnosis
+
+
+def _tidy(history):
+    import pandas as pd
+
+    frame = pd.DataFrame(history)
+    missing = {"epoch", "train_loss", "val_loss"} - set(frame.columns)
+    if missing:
+        from .errors import UsageError
+
+        raise UsageError(f"a loss history needs columns epoch, train_loss and val_loss; missing "
+                         f"{', '.join(sorted(missing))}")
+    if "fold" not in frame:
+        frame = frame.assign(fold=1)
+    frame = frame[["fold", "epoch", "train_loss", "val_loss"]].copy()
+    for column in ("epoch", "train_loss", "val_loss"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame = frame[np.isfinite(frame[["epoch", "train_loss", "val_loss"]]).all(axis=1)]
+    # A repeated (fold, epoch) row, e.g. a resumed run, counts once: its mean.
+    frame = frame.groupby(["fold", "epoch"], as_index=False, sort=True).mean()
+    frame["gap"] = frame["val_loss"] - frame["train_loss"]
+    return frame
+
+
+def _coarsen(frame):
+    edges = np.linspace(frame["epoch"].min(), frame["epoch"].max(), MAX_POINTS + 1)
+    bins = np.clip(np.searchsorted(edges, frame["epoch"], side="right") - 1, 0, MAX_POINTS - 1)
+    return frame.groupby([frame["fold"], bins], as_index=False, sort=True).mean()[
+        ["fold", "epoch", "train_loss", "val_loss", "gap"]]
+
+
+def _scale(frame) -> float:
+    firsts = frame.loc[frame.groupby("fold")["epoch"].idxmin(), "train_loss"].abs()
+    scale = float(firsts.median())
+    if not scale > 0:
+        # A first loss of exactly zero says nothing about units; fall back on the largest loss.
+        scale = float(frame[["train_loss", "val_loss"]].abs().to_numpy().max())
+    return scale
+
+
+def _climb_start(gap, scale: float) -> float | None:
+    """The gap's last low point before the end, if it has since grown by CLIMB_MIN * scale."""
+    values = gap.rolling(3, center=True, min_periods=1).median().to_numpy()
+    if len(values) < 3:
+        return None
+    low = int(np.argmin(values[:-1]))
+    if (values[-1] - values[low]) / scale < CLIMB_MIN:
+        return None
+    return _epoch(gap.index[low])
+
+
+def _epoch(value) -> float | int:
+    value = float(value)
+    return int(value) if value.is_integer() else value
 
 
 def diagnose(history) -> GapVerdict:
     """Diagnose a loss history: a DataFrame (or records) with epoch, train_loss, val_loss [, fold].
+
+    Every fold's curve is used. The rule is documented in this module's docstring.
 
     >>> import pandas as pd
     >>> h = pd.DataFrame({"epoch": range(1, 21), "train_loss": [1 / e for e in range(1, 21)],
@@ -78,80 +232,96 @@ def diagnose(history) -> GapVerdict:
     >>> diagnose(h).regime
     'steep-climb'
     """
-    import pandas as pd
-
-    frame = pd.DataFrame(history)
-    if "fold" not in frame:
-        frame["fold"] = 1
-    frame = frame.dropna(subset=["train_loss", "val_loss"]).sort_values(["fold", "epoch"])
-    epochs = int(frame["epoch"].nunique()) if len(frame) else 0
+    frame = _tidy(history)
+    epochs = int(frame["epoch"].nunique())
+    folds = int(frame["fold"].nunique())
     if epochs < MIN_EPOCHS:
-        return _verdict("too-little-evidence", epochs=epochs,
+        return _verdict("too-little-evidence", epochs=epochs, folds=folds,
                         evidence=[f"{epochs} epoch(s) with both losses; at least {MIN_EPOCHS} "
-                                  "are needed"])
+                                  "are needed to judge a trend"])
+    if epochs > MAX_POINTS:
+        frame = _coarsen(frame)
+    scale = _scale(frame)
+    if not scale > 0:
+        return _verdict("too-little-evidence", epochs=epochs, folds=folds,
+                        evidence=["every loss is zero: there is no curve to judge"])
 
-    by_epoch = frame.groupby("epoch")[["train_loss", "val_loss"]].mean()
-    gap = by_epoch["val_loss"] - by_epoch["train_loss"]
-    first = frame[frame["epoch"] == frame["epoch"].min()]
-    scale = float(max(first["train_loss"].median(), 1e-8))
-    last_epoch = float(by_epoch.index.max())
-    later = frame[frame["epoch"] > frame["epoch"].min() + (last_epoch - frame["epoch"].min()) / 2]
-    x = later["epoch"].to_numpy(float)
-    span = x.max() - x.min()
-    g_slope, g_low, g_high = (v / scale for v in _theil_sen(x, (later["val_loss"]
-                                                                - later["train_loss"]).to_numpy()))
-    t_slope = _theil_sen(x, later["train_loss"].to_numpy())[0] / scale
-    v_slope = _theil_sen(x, later["val_loss"].to_numpy())[0] / scale
-    growth = g_slope * epochs
-    best_val_epoch = int(by_epoch["val_loss"].idxmin())
-    final_train = float(by_epoch["train_loss"].iloc[-1]) / scale
-    climb_start = _climb_start(gap)
+    curve = frame.groupby("epoch")[["train_loss", "val_loss", "gap"]].median()
+    first, last = float(curve.index.min()), float(curve.index.max())
+    span = last - first
+    window_start = first + span / 2
+    later = frame[frame["epoch"] >= window_start]
+    unit = span / scale
+
+    def trend(column) -> Trend:
+        t = pooled_sen_slope(later["epoch"], later[column], later["fold"])
+        return Trend(t.slope * unit, t.low * unit, t.high * unit)
+
+    gap_t, train_t, val_t = trend("gap"), trend("train_loss"), trend("val_loss")
+    final_train = float(curve["train_loss"].iloc[-1]) / scale
+    fallen = float(curve["train_loss"].iloc[0] - curve["train_loss"].iloc[-1]) / scale
+    final_gap = float(curve["gap"].iloc[-1]) / scale
+    best_val_epoch = _epoch(curve["val_loss"].idxmin())
+    climb_start = _climb_start(curve["gap"], scale)
+    half_width = (gap_t.high - gap_t.low) / 2
+
     evidence = [
-        f"loss scale (train loss after the first epoch): {scale:.3g}",
-        f"gap slope over the later epochs: {g_slope:+.4f} of the scale per epoch "
-        f"(90% CI {g_low:+.4f} to {g_high:+.4f}); growth over {epochs} epochs: {growth:+.2f}",
-        f"train loss slope: {t_slope:+.4f}/epoch, validation loss slope: {v_slope:+.4f}/epoch",
-        f"best validation epoch: {best_val_epoch}",
+        f"{epochs} epochs, {folds} fold(s); loss scale (training loss at the first epoch): "
+        f"{scale:.4g}; the trend is read from epoch {_epoch(window_start)} on",
+        f"gap growth over the run: {gap_t.slope:+.3f} of the loss scale "
+        f"({CONFIDENCE:.0%} interval {gap_t.low:+.3f} to {gap_t.high:+.3f}); steep from "
+        f"{STEEP_GROWTH:+.2f}",
+        f"training loss change: {train_t.slope:+.3f} (interval {train_t.low:+.3f} to "
+        f"{train_t.high:+.3f}); validation loss change: {val_t.slope:+.3f} (interval "
+        f"{val_t.low:+.3f} to {val_t.high:+.3f})",
+        f"final training loss: {final_train:.2f} of the scale; final gap: {final_gap:+.2f}",
+        f"best validation epoch: {best_val_epoch}"
+        + (f"; the gap started to climb at epoch {climb_start}" if climb_start is not None
+           else "; the gap has not climbed from its low"),
     ]
-    common = dict(slope=g_slope, slope_low=g_low, slope_high=g_high, growth=growth,
+    common = dict(slope=gap_t.slope / span, slope_low=gap_t.low / span,
+                  slope_high=gap_t.high / span, growth=gap_t.slope,
                   climb_start_epoch=climb_start, best_val_epoch=best_val_epoch, epochs=epochs,
-                  scale=scale, evidence=evidence)
-    if final_train > UNDERFIT and t_slope * span > -FALLING:
-        return _verdict("underfitting", **common)
-    if growth > STEEP_GROWTH and g_low > 0:
-        return _verdict("steep-climb", steep=True, **common)
-    if t_slope * span < -FALLING * final_train and abs(v_slope * span) < FLAT:
-        return _verdict("over-parametrized", **common)
-    return _verdict("converged", **common)
+                  scale=scale, folds=folds, train_change=train_t.slope, val_change=val_t.slope,
+                  final_train=final_train, final_gap=final_gap,
+                  window_start=_epoch(window_start))
+
+    if gap_t.slope >= STEEP_GROWTH and gap_t.low > 0 and val_t.high >= 0:
+        return _verdict("steep-climb", steep=True, evidence=evidence + [
+            "rule: gap growth at or above the steep threshold, its interval above zero, and "
+            "validation loss not falling"], **common)
+    if final_train > UNDERFIT or fallen < FALLING:
+        why = (f"final training loss {final_train:.2f} of the scale is above {UNDERFIT}"
+               if final_train > UNDERFIT else
+               f"training loss fell by only {fallen:.2f} of the scale over the run")
+        return _verdict("underfitting", evidence=evidence + [f"rule: {why}"], **common)
+    if half_width > NOISY:
+        return _verdict("too-little-evidence", evidence=evidence + [
+            f"rule: the gap-growth interval is {2 * half_width:.2f} wide: too noisy to tell a "
+            "climb from a flat gap"], **common)
+    if train_t.slope <= -FALLING and train_t.high < 0 and val_t.slope >= -FALLING:
+        return _verdict("over-parametrized", evidence=evidence + [
+            "rule: training loss still falling while validation loss is flat or rising"],
+            **common)
+    return _verdict("converged", evidence=evidence + [
+        "rule: the gap is not climbing steeply and training and validation loss move together"],
+        **common)
 
 
-def _climb_start(gap) -> int | None:
-    """First epoch after which the gap stays above its minimum plus a tenth of its range."""
-    values = gap.to_numpy()
-    low, high = values.min(), values.max()
-    if high - low <= 0:
-        return None
-    above = values > low + 0.1 * (high - low)
-    for i in range(len(values)):
-        if above[i:].all():
-            return int(gap.index[i])
-    return None
-
-
-def _verdict(regime, *, steep=False, slope=None, slope_low=None, slope_high=None, growth=None,
-             climb_start_epoch=None, best_val_epoch=None, epochs=0, scale=None, evidence=()):
-    return GapVerdict(regime=regime, steep=steep, slope=slope, slope_low=slope_low,
-                      slope_high=slope_high, growth=growth, climb_start_epoch=climb_start_epoch,
-                      best_val_epoch=best_val_epoch, epochs=epochs, scale=scale,
-                      advice=ADVICE[regime], evidence=list(evidence))
+def _verdict(regime, *, steep=False, evidence=(), **values) -> GapVerdict:
+    defaults = dict(slope=None, slope_low=None, slope_high=None, growth=None,
+                    climb_start_epoch=None, best_val_epoch=None, epochs=0, scale=None)
+    defaults.update(values)
+    return GapVerdict(regime=regime, steep=steep, advice=ADVICE[regime],
+                      evidence=list(evidence), **defaults)
 
 
 class GapMonitor:
-    """Watch the gap in your own training loop.
+    """Watch the gap in your own training loop: `update` each epoch, read `verdict` any time.
 
     >>> monitor = GapMonitor()
     >>> for epoch in range(1, 11):
-    ...     monitor.update(epoch, train_loss=1 / epoch, val_loss=1 / epoch + 0.1)
+    ...     verdict = monitor.update(epoch, train_loss=1 / epoch, val_loss=1 / epoch + 0.1)
     >>> monitor.verdict.regime
     'converged'
     """
@@ -159,18 +329,26 @@ class GapMonitor:
     def __init__(self, *, fold: int = 1):
         self.fold = fold
         self.records: list[dict] = []
+        self._verdict: GapVerdict | None = None
 
     def update(self, epoch, train_loss, val_loss, *, fold: int | None = None) -> GapVerdict:
+        """Record one epoch's losses (of `fold`, default the monitor's) and return the verdict."""
         self.records.append({"fold": self.fold if fold is None else fold, "epoch": epoch,
                              "train_loss": float(train_loss), "val_loss": float(val_loss)})
+        self._verdict = None
         return self.verdict
 
     @property
     def verdict(self) -> GapVerdict:
-        return diagnose(self.records) if self.records else _verdict("too-little-evidence")
+        """The diagnosis of every epoch recorded so far."""
+        if self._verdict is None:
+            self._verdict = diagnose(self.history) if self.records else _verdict(
+                "too-little-evidence", evidence=["no epoch recorded yet"])
+        return self._verdict
 
     @property
     def history(self):
+        """The recorded epochs as a table: fold, epoch, train_loss, val_loss, gap."""
         import pandas as pd
 
         frame = pd.DataFrame(self.records, columns=["fold", "epoch", "train_loss", "val_loss"])

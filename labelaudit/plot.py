@@ -117,20 +117,29 @@ def history_svg(history, *, verdict=None) -> str:
     return _render(history, "svg", verdict=verdict).decode("utf-8")
 
 
+def check_plot_path(path) -> Path:
+    """Refuse a plot path with an extension other than .svg/.png or in a missing folder.
+
+    >>> check_plot_path("curves.svg")
+    PosixPath('curves.svg')
+    """
+    path = Path(path)
+    if path.suffix.lower().lstrip(".") not in PLOT_FORMATS:
+        raise UsageError(f"cannot write a plot to {path}: use a .svg or .png file name "
+                         f"(got {path.suffix or 'no extension'!r})")
+    if not path.parent.exists():
+        raise UsageError(f"cannot write a plot to {path}: the folder {path.parent} does not exist")
+    return path
+
+
 def save_history_plot(history, path, *, verdict=None) -> Path:
     """Write the loss curves to `path`, as SVG or PNG by its extension; return the path.
 
     >>> save_history_plot(h, "curves.png")  # doctest: +SKIP
     PosixPath('curves.png')
     """
-    path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in PLOT_FORMATS:
-        raise UsageError(f"cannot write a plot to {path}: use a .svg or .png file name "
-                         f"(got {path.suffix or 'no extension'!r})")
-    if not path.parent.exists():
-        raise UsageError(f"cannot write a plot to {path}: the folder {path.parent} does not exist")
-    data = _render(history, fmt, verdict=verdict)
+    path = check_plot_path(path)
+    data = _render(history, path.suffix.lower().lstrip("."), verdict=verdict)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
