@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import warnings as _warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,10 @@ TEXT_MIN_MEAN_LENGTH = 30
 # Images above this many pixels are skipped as possible decompression bombs.
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_IMAGE_SIZE = 32
+# Modes read as one grey channel; any other mode (RGB, RGBA, CMYK, P, ...) makes the set colour.
+GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+# A text column whose values are numbers except for at most this share is read as numbers.
+NOT_NUMBER_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -136,28 +140,74 @@ def load_dataset(
 
 
 def _inside(root: Path, target: Path) -> bool:
+    """Whether `target`, with every symlink resolved, lies under the (resolved) `root`."""
     try:
-        target.resolve().relative_to(root.resolve())
-    except ValueError:
+        target.resolve().relative_to(root)
+    except (ValueError, OSError):
         return False
     return True
 
 
-def _walk_images(root: Path, class_dir: Path, follow_symlinks: bool):
-    """Yield (file, reason-or-None) under one class folder, sorted, recursing into subfolders."""
-    for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=follow_symlinks):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        here = Path(dirpath)
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            file = here / name
-            if file.is_symlink() and not follow_symlinks and not _inside(root, file):
-                yield file, "symlink leading outside the dataset (pass --follow-symlinks to use it)"
-            elif file.suffix.lower() not in IMAGE_EXTENSIONS:
-                yield file, "not an image file (unknown extension)"
-            else:
-                yield file, None
+def _scandir(folder: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted((e for e in entries if not e.name.startswith(".")),
+                          key=lambda e: e.name)
+    except PermissionError:
+        raise UsageError(f"{folder}: permission denied while listing the folder; make it "
+                         "readable (chmod -R u+rX on the dataset) and retry") from None
+
+
+def _walk_images(root: Path, folder: Path, follow_symlinks: bool, seen: set):
+    """Yield (file, reason-or-None) under one class folder, sorted, recursing into subfolders.
+
+    Symlinks that stay inside the dataset are followed; ones that lead outside are listed as
+    skipped unless `follow_symlinks`. `seen` (resolved folders) stops symlink loops.
+    """
+    for entry in _scandir(folder):
+        path = Path(entry.path)
+        leaves = entry.is_symlink() and not _inside(root, path)
+        if leaves and not follow_symlinks:
+            yield path, "symlink leading outside the dataset (pass --follow-symlinks to use it)"
+        elif entry.is_dir():  # follows symlinks, like is_file below
+            real = path.resolve()
+            if real in seen:
+                continue  # a symlink loop or a second link to a folder already read
+            seen.add(real)
+            yield from _walk_images(root, path, follow_symlinks, seen)
+        elif not entry.is_file():
+            yield path, ("broken symlink" if entry.is_symlink() else "not a regular file")
+        elif path.suffix.lower() not in IMAGE_EXTENSIONS:
+            yield path, "not an image file (unknown extension)"
+        else:
+            yield path, None
+
+
+def _class_folders(root: Path, real_root: Path, follow_symlinks: bool):
+    """Return (class folders, skipped) for the top level of an image folder."""
+    folders, skipped, loose = [], [], 0
+    for entry in _scandir(root):
+        path = Path(entry.path)
+        if not entry.is_dir():
+            loose += 1
+        elif entry.is_symlink() and not follow_symlinks and not _inside(real_root, path):
+            skipped.append((entry.name, "symlink leading outside the dataset "
+                                        "(pass --follow-symlinks to use it)"))
+        else:
+            folders.append(path)
+    if not folders and not skipped:
+        if not loose:
+            raise UsageError(f"{root}: the folder is empty; point at a folder of class subfolders")
+        raise UsageError(
+            f"{root}: no class subfolders found; put each image in a subfolder named after its "
+            "class, e.g. cat/001.png and dog/002.png"
+        )
+    return folders, skipped
+
+
+def _refuse_unreadable(file: Path, root: Path) -> None:
+    raise UsageError(f"{file}: permission denied; make the dataset readable (chmod -R u+rX "
+                     f"{root}) and retry")
 
 
 def load_image_folder(
@@ -168,22 +218,24 @@ def load_image_folder(
     follow_symlinks: bool = False,
     progress=None,
 ) -> Dataset:
-    """Read ``root/<class>/<file>`` (ImageFolder layout) into a compact uint8 array."""
+    """Read ``root/<class>/<file>`` (ImageFolder layout) into a compact uint8 array.
+
+    Unusable files (corrupt, truncated, zero-byte, not images, huge, symlinks leading outside)
+    are skipped and listed in ``skipped``; with ``strict`` they are refused instead.
+
+    >>> ds = load_image_folder(Path("datasets/digits-noisy"))  # doctest: +SKIP
+    >>> ds.ids[0]  # doctest: +SKIP
+    '0/000.png'
+    """
     from PIL import Image
 
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not subdirs:
-        loose = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")]
-        if not loose:
-            raise UsageError(f"{root}: the folder is empty; point at a folder of class subfolders")
-        raise UsageError(
-            f"{root}: no class subfolders found; put each image in a subfolder named after its "
-            "class, e.g. cat/001.png and dog/002.png"
-        )
-
-    candidates, skipped = [], []
+    root = Path(root)
+    real_root = root.resolve()
+    subdirs, skipped = _class_folders(root, real_root, follow_symlinks)
+    candidates = []
     for label, class_dir in enumerate(subdirs):
-        for file, reason in _walk_images(root, class_dir, follow_symlinks):
+        seen = {class_dir.resolve()}
+        for file, reason in _walk_images(real_root, class_dir, follow_symlinks, seen):
             rel = file.relative_to(root).as_posix()
             if reason:
                 skipped.append((rel, reason))
@@ -195,7 +247,7 @@ def load_image_folder(
             f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
         )
 
-    # Header pass: sizes and modes, and refuse unreadable files early.
+    # Header pass: sizes and modes, and set unreadable files aside early.
     headers = []
     with _warnings.catch_warnings():
         _warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -206,11 +258,13 @@ def load_image_folder(
                 with Image.open(file) as im:
                     w, h = im.size
                     if w * h > MAX_IMAGE_PIXELS:
-                        raise ValueError(f"image too large ({w}x{h} pixels), possible "
-                                         "decompression bomb")
+                        raise ValueError(f"image too large ({w}x{h} pixels, limit "
+                                         f"{MAX_IMAGE_PIXELS}), possible decompression bomb")
                     headers.append((rel, file, label, im.mode, max(w, h)))
+            except PermissionError:
+                _refuse_unreadable(file, root)
             except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not fatal
-                skipped.append((rel, f"unreadable image: {_short(exc)}"))
+                skipped.append((rel, f"unreadable image: {_short(exc, file)}"))
     if strict and skipped:
         rel, reason = skipped[0]
         raise UsageError(
@@ -218,12 +272,12 @@ def load_image_folder(
             "fix or remove them, or drop --strict to skip them"
         )
     if not headers:
-        raise UsageError(f"{root}: none of the image files could be read")
+        raise UsageError(f"{root}: none of the image files could be read "
+                         f"(first problem: {skipped[0][0]}: {skipped[0][1]})")
 
     if image_size is None:
         image_size = int(min(MAX_IMAGE_SIZE, np.median([h[4] for h in headers])))
-    gray_modes = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P"}
-    color = any(h[3] not in gray_modes for h in headers)
+    color = any(h[3] not in GRAY_MODES for h in headers)
     channels = 3 if color else 1
 
     pixels = np.zeros((len(headers), channels, image_size, image_size), dtype=np.uint8)
@@ -233,18 +287,17 @@ def load_image_folder(
     ):
         try:
             pixels[i] = _decode(file, image_size, color)
+        except PermissionError:
+            _refuse_unreadable(file, root)
         except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
             keep[i] = False
-            skipped.append((rel, f"unreadable image: {_short(exc)}"))
+            skipped.append((rel, f"unreadable image: {_short(exc, file)}"))
     if strict and not keep.all():
         rel, reason = skipped[-1]
-        raise UsageError(f"{root}: {rel}: {reason}; fix or remove it, or drop --strict")
+        raise UsageError(f"{root}: {rel}: {reason}; fix or remove it, or drop --strict to skip it")
     headers = [h for h, k in zip(headers, keep, strict=True) if k]
     pixels = pixels[keep]
 
-    ids = np.array([h[0] for h in headers], dtype=object)
-    labels = np.array([h[2] for h in headers], dtype=np.int64)
-    classes = tuple(p.name for p in subdirs)
     warn = []
     if skipped:
         warn.append(f"skipped {len(skipped)} file(s) that are not usable images "
@@ -253,8 +306,15 @@ def load_image_folder(
     if len(modes) > 1:
         warn.append(f"images have mixed modes ({', '.join(modes)}); all converted to "
                     f"{'RGB' if color else 'grayscale'}")
+    sides = {h[4] for h in headers}
+    if len(sides) > 1:
+        warn.append(f"images have mixed sizes ({min(sides)} to {max(sides)} pixels on the long "
+                    f"side); all padded and resized to {image_size}x{image_size}")
     ds = Dataset(
-        path=str(root), kind="images", ids=ids, labels=labels, classes=classes, inputs=pixels,
+        path=str(root), kind="images",
+        ids=np.array([h[0] for h in headers], dtype=object),
+        labels=np.array([h[2] for h in headers], dtype=np.int64),
+        classes=tuple(p.name for p in subdirs), inputs=pixels,
         files=np.array([str(h[1]) for h in headers], dtype=object), skipped=tuple(skipped),
         warnings=tuple(warn), info={"image_size": image_size, "channels": channels},
     )
@@ -282,8 +342,10 @@ def _decode(file: Path, size: int, color: bool) -> np.ndarray:
     return arr.transpose(2, 0, 1) if color else arr[None]
 
 
-def _short(exc: Exception) -> str:
+def _short(exc: Exception, file: Path | None = None) -> str:
     text = str(exc) or type(exc).__name__
+    if file is not None:  # the id already names the file; keep the reason short
+        text = text.replace(f" {str(file)!r}", "").replace(str(file), "the file")
     return text if len(text) < 200 else text[:197] + "..."
 
 
@@ -296,7 +358,11 @@ def _track(progress, items, description):
 
 
 def read_table(path: Path, *, encoding: str = "utf-8"):
-    """Read .csv/.tsv/.parquet/.jsonl into a DataFrame, with a clear message when it cannot."""
+    """Read .csv/.tsv/.parquet/.jsonl into a DataFrame, with a clear message when it cannot.
+
+    >>> read_table(Path("datasets/wine-noisy.csv")).shape  # doctest: +SKIP
+    (178, 14)
+    """
     import pandas as pd
 
     suffix = path.suffix.lower()
@@ -311,13 +377,20 @@ def read_table(path: Path, *, encoding: str = "utf-8"):
         else:
             raise UsageError(f"{path}: unknown table type {suffix!r}; use one of "
                              f"{', '.join(TABLE_SUFFIXES)}")
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
         raise UsageError(
-            f"{path}: cannot decode the file as {encoding} (byte {exc.start}); pass "
-            "--encoding with the file's encoding, e.g. --encoding latin-1"
+            f"{path}: cannot decode the file as {encoding} ({_where_undecodable(path, encoding)});"
+            " pass --encoding with the file's encoding, e.g. --encoding latin-1 or cp1252"
         ) from None
+    except LookupError:
+        raise UsageError(f"--encoding {encoding!r} is not a known text encoding; use e.g. "
+                         "utf-8, latin-1 or cp1252") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied; make it readable (chmod u+r) and "
+                         "retry") from None
     except pd.errors.EmptyDataError:
-        raise UsageError(f"{path}: the file is empty; it needs a header row and data rows") from None
+        raise UsageError(f"{path}: the file is empty; it needs a header row and data "
+                         "rows") from None
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - parser errors of every reader end up here
@@ -328,6 +401,41 @@ def read_table(path: Path, *, encoding: str = "utf-8"):
     frame.columns = [str(c) for c in frame.columns]
     if len(frame) == 0:
         raise UsageError(f"{path}: the table has a header but no rows; add data rows")
+    return frame
+
+
+def _where_undecodable(path: Path, encoding: str) -> str:
+    """Say where the first byte that `encoding` cannot decode is, e.g. 'line 3, byte 41'."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 16):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                bad = offset + exc.start
+                f.seek(0)
+                line = f.read(bad).count(b"\n") + 1
+                return f"line {line}, byte {bad}"
+            offset += len(chunk)
+    return "at the end of the file"
+
+
+def _read_as_text(path: Path, frame, columns, *, encoding: str):
+    """Re-read csv/tsv `columns` as the text written in the file (ids '007', a class 'NA')."""
+    import pandas as pd
+
+    if path.suffix.lower() not in (".csv", ".tsv") or not columns:
+        return frame
+    positions = [frame.columns.get_loc(c) for c in columns]
+    raw = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",",
+                      encoding=encoding, usecols=positions, dtype=str, keep_default_na=False,
+                      na_values=[""], low_memory=False)
+    frame = frame.copy()
+    for position, column in zip(positions, columns, strict=True):
+        frame[column] = raw.iloc[:, sorted(positions).index(position)].to_numpy(dtype=object)
     return frame
 
 
@@ -361,11 +469,63 @@ def _is_text_column(series) -> bool:
     return float(values.str.len().mean()) >= TEXT_MIN_MEAN_LENGTH
 
 
-def _sorted_classes(values) -> list:
+def _class_name(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _number(text: str) -> float | None:
     try:
-        return sorted(set(values))
-    except TypeError:  # mixed types: sort by their text
-        return sorted(set(values), key=str)
+        value = float(text)
+    except ValueError:
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _sorted_classes(names) -> list[str]:
+    """Sort class names numerically when they are all numbers ('2' before '10'), else as text."""
+    distinct = set(names)
+    numbers = {n: _number(n) for n in distinct}
+    if all(v is not None for v in numbers.values()):
+        return sorted(distinct, key=lambda n: (numbers[n], n))
+    return sorted(distinct)
+
+
+def _as_number(value) -> float | None:
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, float, np.number)):
+        return float(value)
+    return _number(value.strip()) if isinstance(value, str) else None
+
+
+def _clean_features(X, warn: list) -> None:
+    """Make feature columns usable in place: mostly-numeric text to numbers, inf to missing."""
+    import pandas as pd
+
+    for col in X.columns:
+        series = X[col]
+        if pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
+            present = series.dropna()
+            numbers = present.map(_as_number)
+            bad = present[numbers.isna()]
+            if len(present) and not len(bad) and pd.api.types.is_object_dtype(series):
+                X[col] = pd.to_numeric(series, errors="coerce")  # numbers stored as objects
+            elif 0 < len(bad) <= NOT_NUMBER_SHARE * len(present):
+                examples = ", ".join(repr(str(v)) for v in bad.unique()[:3])
+                warn.append(f"column {col!r}: {len(bad)} value(s) are not numbers ({examples}); "
+                            "treated as missing")
+                X[col] = series.map(_as_number).astype(np.float64)
+            elif present.map(type).nunique() > 1:
+                warn.append(f"column {col!r} mixes types; treated as categorical text")
+                X[col] = series.map(lambda v: v if v is None or v != v else str(v))
+        if pd.api.types.is_float_dtype(X[col]):
+            infinite = np.isinf(X[col].to_numpy(dtype=np.float64))
+            if infinite.any():
+                warn.append(f"column {col!r}: {int(infinite.sum())} infinite value(s); treated "
+                            "as missing")
+                X.loc[infinite, col] = np.nan
 
 
 def load_table(
@@ -377,7 +537,15 @@ def load_table(
     id_column: str | None = None,
     encoding: str = "utf-8",
 ) -> Dataset:
-    """Read a table; a long-string feature column (or ``text_column``) makes it a text dataset."""
+    """Read a table; a long-string feature column (or ``text_column``) makes it a text dataset.
+
+    Rows without a label are dropped and listed in ``skipped``. In csv/tsv files the label and
+    id columns are read as the text written there, so '007' stays '007' and 'NA' is a class.
+
+    >>> ds = load_table(Path("datasets/wine-noisy.csv"))  # doctest: +SKIP
+    >>> ds.kind, ds.label_column  # doctest: +SKIP
+    ('tabular', 'label')
+    """
     import pandas as pd
 
     frame = read_table(path, encoding=encoding)
@@ -386,12 +554,17 @@ def load_table(
         if col is not None and col not in frame.columns:
             raise UsageError(f"{path}: no column {col!r} for {name} "
                              f"(columns: {', '.join(frame.columns)})")
+    if id_column == label_column:
+        raise UsageError(f"{path}: --id-column and the label column are both {id_column!r}; "
+                         "name two different columns")
+    frame = _read_as_text(path, frame, [c for c in (label_column, id_column) if c],
+                          encoding=encoding)
     if id_column is not None:
         ids = frame[id_column]
         if ids.isna().any():
-            raise UsageError(f"{path}: id column {id_column!r} has empty values; every row needs "
-                             "an id")
-        ids = ids.astype(str)
+            raise UsageError(f"{path}: id column {id_column!r} has empty values (first in row "
+                             f"{int(np.flatnonzero(ids.isna())[0])}); every row needs an id")
+        ids = ids.map(str)
         dup = ids[ids.duplicated()]
         if len(dup):
             raise UsageError(
@@ -401,34 +574,39 @@ def load_table(
     else:
         ids = pd.Series(np.arange(len(frame)).astype(str), index=frame.index)
 
-    warn = []
+    warn, skipped = [], []
     missing = frame[label_column].isna()
     if missing.all():
-        raise UsageError(f"{path}: label column {label_column!r} is empty in every row")
+        raise UsageError(f"{path}: label column {label_column!r} is empty in every row; pass "
+                         "--label-column with the column that holds the classes")
     if missing.any():
-        warn.append(f"dropped {int(missing.sum())} row(s) with no label in {label_column!r}")
+        warn.append(f"dropped {int(missing.sum())} row(s) with no label in {label_column!r} "
+                    "(listed in summary.json)")
+        skipped = [(i, f"no label in {label_column!r}") for i in ids[missing]]
     keep = ~missing.to_numpy()
     frame, ids = frame[keep], ids[keep]
-    raw_labels = frame[label_column]
-    if raw_labels.map(type).nunique() > 1:
-        raw_labels = raw_labels.astype(str)
-    class_values = _sorted_classes(raw_labels.tolist())
-    if len(class_values) < 2:
+
+    raw_labels = frame[label_column].tolist()
+    names = [_class_name(v) for v in raw_labels]
+    first_value = {}
+    for value, name in zip(raw_labels, names, strict=True):
+        if first_value.setdefault(name, value) != value:  # 1 and '1'; 1 and 1.0 are one class
+            raise UsageError(f"{path}: label values of {label_column!r} collide when written as "
+                             f"text ({first_value[name]!r} and {value!r}); make the label "
+                             "column one type")
+    classes = _sorted_classes(names)
+    if len(classes) < 2:
         raise UsageError(
-            f"{path}: label column {label_column!r} has only one class ({class_values[0]!r}); "
-            "an audit needs at least two classes"
+            f"{path}: label column {label_column!r} has only one class ({classes[0]!r}); "
+            "an audit needs at least two classes; check --label-column"
         )
-    if len(class_values) == len(frame) and len(frame) > 20:
+    if len(classes) == len(frame):
         raise UsageError(
-            f"{path}: every value of {label_column!r} is unique, so it looks like an id, not a "
-            "label; pass --label-column with the column that holds the classes"
+            f"{path}: every value of {label_column!r} is unique ({len(frame)} rows), so it looks "
+            "like an id, not a label; pass --label-column with the column that holds the classes"
         )
-    lookup = {v: i for i, v in enumerate(class_values)}
-    labels = raw_labels.map(lookup).to_numpy(dtype=np.int64)
-    classes = tuple(_class_name(v) for v in class_values)
-    if len(set(classes)) != len(classes):
-        raise UsageError(f"{path}: label values of {label_column!r} collide when written as text "
-                         "(e.g. 1 and '1'); make the label column one type")
+    lookup = {c: i for i, c in enumerate(classes)}
+    labels = np.array([lookup[n] for n in names], dtype=np.int64)
 
     features = [c for c in frame.columns if c not in (label_column, id_column)]
     if not features:
@@ -443,32 +621,36 @@ def load_table(
     if kind == "text" and text_column is None:
         raise UsageError(f"{path}: no text column found; pass --text-column NAME")
 
-    common = dict(path=str(path), ids=ids.to_numpy(dtype=object), labels=labels, classes=classes,
-                  label_column=label_column)
+    common = dict(path=str(path), ids=ids.to_numpy(dtype=object), labels=labels,
+                  classes=tuple(classes), label_column=label_column, skipped=tuple(skipped))
     if text_column is not None:
-        texts = frame[text_column].fillna("").astype(str).to_numpy(dtype=object)
-        ds = Dataset(kind="text", inputs=texts, text_column=text_column, warnings=tuple(warn),
-                     **common)
+        texts = frame[text_column].map(lambda v: "" if v is None or v != v else str(v))
+        ds = Dataset(kind="text", inputs=texts.to_numpy(dtype=object), text_column=text_column,
+                     warnings=tuple(warn), **common)
     else:
         X = frame[features].reset_index(drop=True)
-        for col in features:
-            series = X[col]
-            if series.dtype == object and series.dropna().map(type).nunique() > 1:
-                warn.append(f"column {col!r} mixes types; treated as categorical text")
-                X[col] = series.astype(str).where(series.notna())
+        _clean_features(X, warn)
         ds = Dataset(kind="tabular", inputs=X, warnings=tuple(warn), **common)
     return _check_classes(ds, where=str(path))
 
 
-def _class_name(value) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _check_classes(ds: Dataset, *, where: str) -> Dataset:
+    """Refuse fewer than two usable classes; drop classes left with no samples (with a warning)."""
     counts = np.bincount(ds.labels, minlength=ds.n_classes)
-    present = counts > 0
-    if present.sum() < 2:
-        raise UsageError(f"{where}: only one class has usable samples; an audit needs at least two")
-    return ds
+    present = np.flatnonzero(counts)
+    if len(present) < 2:
+        only = f" ({ds.classes[present[0]]!r})" if len(present) else ""
+        how = ("add a subfolder with images for each class" if ds.kind == "images"
+               else "check --label-column")
+        raise UsageError(f"{where}: only one class{only} has usable samples; an audit needs at "
+                         f"least two; {how}")
+    if len(present) == ds.n_classes:
+        return ds
+    empty = [ds.classes[i] for i in np.flatnonzero(counts == 0)]
+    remap = np.full(ds.n_classes, -1, dtype=np.int64)
+    remap[present] = np.arange(len(present))
+    return replace(
+        ds, labels=remap[ds.labels], classes=tuple(ds.classes[i] for i in present),
+        warnings=ds.warnings + (f"left out {len(empty)} class(es) with no usable samples: "
+                                f"{', '.join(map(repr, empty[:10]))}",),
+    )
