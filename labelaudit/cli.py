@@ -232,3 +232,74 @@ def _print_gap(console, result: dict) -> None:
     if result["plot"]:
         table.add_row("plot", _escape(result["plot"]))
     console.print(table)
+
+
+@app.command("selftest")
+def selftest_command(
+    path: Annotated[Path, typer.Argument(help="Your dataset (image folder or table); it is only "
+                                         "read.")],
+    inject: Annotated[float, typer.Option(help="Share of labels to flip in the copy (0-1).")] \
+        = 0.1,
+    frac_zero_noise_rates: Annotated[float, typer.Option(
+        help="0 spreads the errors over all class pairs; e.g. 0.5 concentrates them on a few "
+             "(cleanlab's noise generation).")] = 0.0,
+    kind: Annotated[Optional[Kind], typer.Option(help="Override the detected data kind.")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="Table column with the labels.")] \
+        = None,
+    text_column: Annotated[Optional[str], typer.Option(help="Table column with free text.")] \
+        = None,
+    id_column: Annotated[Optional[str], typer.Option(help="Table column with stable ids.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of csv/tsv/jsonl files.")] = "utf-8",
+    cv: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    epochs: Annotated[int, typer.Option(help="Training epochs per fold.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed for the injection and the scan.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+) -> None:
+    """Flip known labels in a temporary copy of PATH, scan it, and say how many were found."""
+    from .progress import Progress
+    from .scan import ScanSettings
+    from .selftest import selftest
+
+    settings = ScanSettings(
+        kind=kind.value if kind else None, label_column=label_column, text_column=text_column,
+        id_column=id_column, encoding=encoding, cv=cv, epochs=epochs, seed=seed, audit="always",
+    )
+    console = _console()
+    log = (lambda m: None) if quiet else (lambda m: console.print(_escape(m), soft_wrap=True))
+    progress = Progress(quiet=quiet)
+    try:
+        with progress.running():
+            result = selftest(path, inject=inject, settings=settings,
+                              frac_zero_noise_rates=frac_zero_noise_rates, progress=progress,
+                              log=log)
+    except UsageError as exc:
+        fail(str(exc))
+    if not quiet:
+        _print_selftest(console, result)
+    if json_out:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+
+
+def _print_selftest(console, result: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title="labelaudit selftest", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("dataset", _escape(f"{result['path']} ({result['kind']}, {result['n_samples']} "
+                                     f"samples, {result['n_classes']} classes)"))
+    table.add_row("injected", f"{result['n_injected']} label errors "
+                              f"({result['injected_rate']:.1%})")
+    table.add_row("flagged", f"{result['n_flagged']} samples")
+    table.add_row("precision", f"{result['precision']:.3f}")
+    table.add_row("recall", f"{result['recall']:.3f}")
+    table.add_row("F1", f"{result['f1']:.3f}")
+    table.add_row("AUPRC", f"{result['auprc']:.3f} (chance {result['auprc_chance']:.3f})")
+    for member, value in result.get("member_auprc", {}).items():
+        table.add_row(f"  {_escape(member)}", f"AUPRC {value:.3f}")
+    table.add_row("noise rate", f"{result['estimated_noise_rate']:.1%} estimated, "
+                                f"{result['injected_rate']:.1%} injected")
+    table.add_row("note", _escape(result["note"]))
+    table.add_row("time", f"{result['timings']['total']:.1f} s")
+    console.print(table)
