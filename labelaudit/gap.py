@@ -21,17 +21,21 @@ quantity for the two losses.
 **Rules, checked in this order:**
 
 1. ``too-little-evidence`` when fewer than ``MIN_EPOCHS`` epochs have both losses.
-2. ``steep-climb`` when ``growth >= STEEP_GROWTH`` and the gap slope's confidence interval lies
-   above zero and the validation loss is not significantly falling (its slope's upper bound is
-   at or above zero): the model fits the training labels ever better while getting no better
-   on held-out data, the signature of memorised wrong labels.
+2. ``steep-climb`` when ``growth >= STEEP_GROWTH`` with the gap slope's confidence interval
+   above zero, the training loss still falling (``train_change <= -TRAIN_FALL``, interval below
+   zero) and the validation loss not significantly falling (interval upper bound at or above
+   zero): the model keeps fitting training labels that held-out data contradicts, the
+   signature of wrong labels being memorised. A gap that grows only because the validation
+   loss rises after the training loss has reached its floor is over-confidence on a few hard
+   held-out samples (rule 5), not this.
 3. ``underfitting`` when the final training loss is above ``UNDERFIT * s``, or the training loss
    has fallen by less than ``FALLING * s`` over the whole run.
-4. ``too-little-evidence`` when the gap-growth interval is wider than ``NOISY`` (its half-width,
-   in growth units): the curves are too noisy to tell a climb from a flat gap.
-5. ``over-parametrized`` when the training loss is still significantly falling
-   (``train_change <= -FALLING``, interval below zero) while the validation loss is not
-   (``val_change >= -FALLING``): the gap opens because the model keeps fitting the training set.
+4. ``too-little-evidence`` when the gap-growth interval holds both zero and ``STEEP_GROWTH``:
+   the curves are too noisy to tell a flat gap from a steep climb.
+5. ``over-parametrized`` when the validation loss is not falling (``val_change >= -FALLING``)
+   while the training loss still is (``train_change <= -FALLING``, interval below zero) or the
+   gap still grows (``growth >= FALLING``, interval above zero): the model keeps fitting the
+   training set, or grows ever more confident on held-out samples it gets wrong.
 6. ``converged`` otherwise: the gap has stopped growing within noise.
 
 The evidence also names the best-validation epoch (lowest validation loss, median over folds)
@@ -51,10 +55,11 @@ MIN_EPOCHS = 6
 STEEP_GROWTH = 0.15
 # A loss change (in loss scales, over the run) smaller than this is no real change.
 FALLING = 0.05
+# For a steep climb the training loss must still be falling at least this much: the model is
+# still fitting (memorising) training labels that held-out data contradicts.
+TRAIN_FALL = 0.10
 # Final training loss above this fraction of the scale: the model did not fit.
 UNDERFIT = 0.6
-# Half-width of the gap-growth interval above which the curves are too noisy to judge.
-NOISY = 0.5
 # The gap must have risen this much (in loss scales) from its low to name a climb start.
 CLIMB_MIN = 0.05
 # Two-sided confidence level of the slope intervals.
@@ -158,8 +163,9 @@ def pooled_sen_slope(x, y, groups=None, *, confidence: float = CONFIDENCE) -> Tr
     z = norm.ppf(0.5 + confidence / 2)
     spread = z * np.sqrt(variance)
     n_slopes = len(slopes)
-    lo = int(np.clip(np.floor((n_slopes - spread) / 2.0), 0, n_slopes - 1))
-    hi = int(np.clip(np.ceil((n_slopes + spread) / 2.0), 0, n_slopes - 1))
+    # The rank positions of Sen (1968), eq. 2.6, as scipy.stats.theilslopes takes them.
+    lo = int(np.clip(np.round((n_slopes - spread) / 2.0) - 1, 0, n_slopes - 1))
+    hi = int(np.clip(np.round((n_slopes + spread) / 2.0), 0, n_slopes - 1))
     return Trend(slope, float(slopes[lo]), float(slopes[hi]))
 
 
@@ -263,7 +269,6 @@ def diagnose(history) -> GapVerdict:
     final_gap = float(curve["gap"].iloc[-1]) / scale
     best_val_epoch = _epoch(curve["val_loss"].idxmin())
     climb_start = _climb_start(curve["gap"], scale)
-    half_width = (gap_t.high - gap_t.low) / 2
 
     evidence = [
         f"{epochs} epochs, {folds} fold(s); loss scale (training loss at the first epoch): "
@@ -286,23 +291,26 @@ def diagnose(history) -> GapVerdict:
                   final_train=final_train, final_gap=final_gap,
                   window_start=_epoch(window_start))
 
-    if gap_t.slope >= STEEP_GROWTH and gap_t.low > 0 and val_t.high >= 0:
+    if (gap_t.slope >= STEEP_GROWTH and gap_t.low > 0 and val_t.high >= 0
+            and train_t.slope <= -TRAIN_FALL and train_t.high < 0):
         return _verdict("steep-climb", steep=True, evidence=evidence + [
-            "rule: gap growth at or above the steep threshold, its interval above zero, and "
-            "validation loss not falling"], **common)
+            "rule: gap growth at or above the steep threshold with its interval above zero, "
+            "training loss still falling and validation loss not"], **common)
     if final_train > UNDERFIT or fallen < FALLING:
         why = (f"final training loss {final_train:.2f} of the scale is above {UNDERFIT}"
                if final_train > UNDERFIT else
                f"training loss fell by only {fallen:.2f} of the scale over the run")
         return _verdict("underfitting", evidence=evidence + [f"rule: {why}"], **common)
-    if half_width > NOISY:
+    if gap_t.low <= 0 < STEEP_GROWTH <= gap_t.high:
         return _verdict("too-little-evidence", evidence=evidence + [
-            f"rule: the gap-growth interval is {2 * half_width:.2f} wide: too noisy to tell a "
-            "climb from a flat gap"], **common)
-    if train_t.slope <= -FALLING and train_t.high < 0 and val_t.slope >= -FALLING:
+            f"rule: the gap-growth interval ({gap_t.low:+.2f} to {gap_t.high:+.2f}) holds both a "
+            "flat gap and a steep climb: the curves are too noisy to tell which"], **common)
+    train_falling = train_t.slope <= -FALLING and train_t.high < 0
+    gap_growing = gap_t.slope >= FALLING and gap_t.low > 0
+    if (train_falling or gap_growing) and val_t.slope >= -FALLING:
         return _verdict("over-parametrized", evidence=evidence + [
-            "rule: training loss still falling while validation loss is flat or rising"],
-            **common)
+            "rule: training loss still falling, or the gap growing, while validation loss is "
+            "flat or rising"], **common)
     return _verdict("converged", evidence=evidence + [
         "rule: the gap is not climbing steeply and training and validation loss move together"],
         **common)

@@ -14,7 +14,7 @@ from labelaudit.gap import diagnose
 from labelaudit.logs import align, detect_format, diagnose_log, read_log
 
 LOGS = Path(__file__).parent / "data" / "logs"
-EPOCHS = 12
+EPOCHS = 20
 
 # file -> (format, train key, validation key, regime of the curve it holds)
 FIXTURES = {
@@ -30,8 +30,8 @@ FIXTURES = {
 def climb(e):
     """The steep-climb curve of tests/data/logs/make_logs.py, for the TensorBoard logs."""
     wiggle = 0.008 * math.sin(2.3 * e + 0.7), 0.008 * math.sin(2.3 * (e + 5) + 0.7)
-    return (0.05 + math.exp(-0.35 * e) + wiggle[0],
-            0.25 + 0.9 * math.exp(-0.35 * e) + 0.06 * max(0, e - 4) + wiggle[1])
+    return (0.3 + 0.7 * math.exp(-0.2 * e) - 0.012 * e + wiggle[0],
+            0.45 + 0.6 * math.exp(-0.4 * e) + 0.03 * max(0, e - 6) + wiggle[1])
 
 
 @pytest.mark.parametrize("name", FIXTURES)
