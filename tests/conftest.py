@@ -109,3 +109,48 @@ def fast():
     from labelaudit.scan import ScanSettings
 
     return ScanSettings(epochs=6, cv=3, audit="always")
+
+
+# -- review report fixtures: real scans of small datasets with hostile names, shared by
+# -- tests/test_report.py and tests/test_report_browser.py (session-scoped: each scan runs once).
+
+HOSTILE_FILE = "<img src=x onerror=alert(1)>.png"
+HOSTILE_CLASS = '7 <i onmouseover=alert(2)>"seven"&amp;'
+HOSTILE_TEXT = "</script><script>alert(3)</script> \"double\" 'single' & <b>bold</b> \x01\x1f end"
+HOSTILE_LABEL = "<script>alert(4)</script>"
+HOSTILE_ID = "\"><svg onload=alert(5)>"
+
+
+@pytest.fixture(scope="session")
+def image_review(tmp_path_factory):
+    """(folder, ScanResult): noisy digits with a hostile class folder and a hostile file name."""
+    from labelaudit.scan import ScanSettings, scan
+
+    root = tmp_path_factory.mktemp("image-review") / "digits"
+    truth = write_digit_folder(root, n_per_class=20, noise_rate=0.15)
+    (root / "7").rename(root / HOSTILE_CLASS)
+    noisy = truth[truth["true_label"] != truth["given_label"]]
+    first = noisy[noisy["given_label"] != "7"].iloc[0]["id"]  # a likely flagged sample
+    (root / first).rename((root / first).with_name(HOSTILE_FILE))
+    return root, scan(root, ScanSettings(epochs=6, cv=3, audit="always"))
+
+
+@pytest.fixture(scope="session")
+def text_review(tmp_path_factory):
+    """(csv, ScanResult): posts with flipped labels, hostile texts, ids and a hostile class."""
+    from labelaudit.scan import ScanSettings, scan
+
+    frame = make_text_table(n_per_class=30, seed=1)
+    frame.insert(0, "post_id", [f"p{i:03d}" for i in range(len(frame))])
+    flipped = [0, 31, 62, 5, 36, 67]
+    topics = sorted(TOPICS)
+    for i in flipped:
+        frame.loc[i, "topic"] = topics[(topics.index(frame.loc[i, "topic"]) + 1) % 3]
+    frame.loc[0, "text"] = HOSTILE_TEXT + " " + frame.loc[0, "text"]
+    frame.loc[31, "text"] = frame.loc[31, "text"] + " long" * 4000
+    frame.loc[62, "post_id"] = HOSTILE_ID
+    frame["topic"] = frame["topic"].replace("sports", HOSTILE_LABEL)
+    path = tmp_path_factory.mktemp("text-review") / "posts.csv"
+    frame.to_csv(path, index=False)
+    return path, scan(path, ScanSettings(epochs=6, cv=3, audit="always", id_column="post_id",
+                                         label_column="topic"))
