@@ -201,7 +201,7 @@
     if (row.suggested_label !== row.given_label) {
       var toSuggested = on("relabel") && d.new_label === row.suggested_label;
       box.appendChild(button("→ " + row.suggested_label, "relabel" + (toSuggested ? " on" : ""),
-                             "relabel to the suggested label (s)", function () {
+                             "relabel to the suggested label " + row.suggested_label + " (s)", function () {
                                select(row);
                                decide(row, toSuggested ? null : "relabel", row.suggested_label);
                              }));
@@ -247,10 +247,10 @@
     idCell.appendChild(el("span", "id", row.id));
     tr.appendChild(idCell);
     var given = el("td");
-    given.appendChild(el("span", "label", row.given_label));
+    given.appendChild(el("span", "label", row.given_label)).title = row.given_label;
     tr.appendChild(given);
     var suggested = el("td");
-    suggested.appendChild(el("span", "label suggested", row.suggested_label));
+    suggested.appendChild(el("span", "label suggested", row.suggested_label)).title = row.suggested_label;
     tr.appendChild(suggested);
     var quality = el("td");
     var q = el("div", "quality");
