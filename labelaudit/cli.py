@@ -86,6 +86,16 @@ def scan(
         help="Exit 1 when the estimated noise rate exceeds this rate (0-1).")] = None,
     top_k: Annotated[int, typer.Option(help="Flagged samples embedded in report.html.")] = 1000,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    n_jobs: Annotated[int, typer.Option(help="Folds trained in parallel (-1: all cores).")] = 1,
+    backend: Annotated[str, typer.Option(help="local, or dask to run folds on a cluster.")] \
+        = "local",
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="Dask scheduler address (or LABELAUDIT_DASK_SCHEDULER).", show_default=False)] \
+        = None,
+    cache: Annotated[Optional[Path], typer.Option(
+        help="Fold cache folder (default: OUT/cache).", show_default=False)] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse or store folds.")] \
+        = False,
     strict: Annotated[bool, typer.Option(help="Refuse unreadable files instead of skipping.")] \
         = False,
     follow_symlinks: Annotated[bool, typer.Option(
@@ -104,7 +114,9 @@ def scan(
         kind=kind.value if kind else None, label_column=label_column, text_column=text_column,
         id_column=id_column, encoding=encoding, cv=cv, epochs=epochs, batch_size=batch_size,
         lr=lr, image_size=image_size, seed=seed, audit=audit.value, top_k=top_k, device=device,
-        strict=strict, follow_symlinks=follow_symlinks,
+        strict=strict, follow_symlinks=follow_symlinks, n_jobs=n_jobs, backend=backend,
+        scheduler=scheduler,
+        cache_dir=None if no_cache else str(cache if cache is not None else out / "cache"),
     )
     console = _console()
     log = (lambda m: None) if quiet else (lambda m: console.print(_escape(m), soft_wrap=True))
@@ -116,6 +128,10 @@ def scan(
         summary = write_outputs(result, out)
     except UsageError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        console.print(f"interrupted: no report was written; anything already in {_escape(out)} "
+                      "is unchanged")
+        raise typer.Exit(130) from None
     if not quiet:
         _print_scan_summary(console, summary, out)
     if json_out:

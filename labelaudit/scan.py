@@ -36,6 +36,9 @@ class ScanSettings:
     filter_by: str = "prune_by_noise_rate"
     top_k: int = 1000
     n_jobs: int = 1
+    backend: str = "local"
+    scheduler: str | None = None
+    cache_dir: str | None = None  # None: no cache
     device: str = "auto"
     strict: bool = False
     follow_symlinks: bool = False
@@ -71,8 +74,18 @@ def validate_settings(settings: ScanSettings) -> None:
         raise UsageError(f"--cv must be at least 2 (got {settings.cv})")
     if settings.epochs < 1:
         raise UsageError(f"--epochs must be at least 1 (got {settings.epochs})")
+    if settings.backend not in ("local", "dask"):
+        raise UsageError(f"--backend must be local or dask, not {settings.backend!r}")
+    if settings.n_jobs == 0:
+        raise UsageError("--n-jobs must not be 0; use 1 for serial, -1 for all cores")
     if settings.top_k < 0:
         raise UsageError(f"--top-k must be 0 or more (got {settings.top_k})")
+    if settings.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1 (got {settings.batch_size})")
+    if not 0 < settings.lr < float("inf"):
+        raise UsageError(f"--lr must be a positive number (got {settings.lr})")
+    if settings.image_size is not None and settings.image_size < 4:
+        raise UsageError(f"--image-size must be at least 4 pixels (got {settings.image_size})")
 
 
 def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = SILENT,
@@ -87,7 +100,8 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     from .features import make_features
     from .gap import diagnose
     from .models import resolve_device
-    from .train import ModelSettings, fit_members, fold_splits, history_frame, out_of_fold
+    from .cache import FoldCache, cache_key, fingerprint
+    from .train import ModelSettings, fold_splits, history_frame, out_of_fold
     from cleanlab.rank import get_label_quality_scores
 
     validate_settings(settings)
@@ -107,14 +121,18 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
         image_size=settings.image_size, encoding=settings.encoding, strict=settings.strict,
         follow_symlinks=settings.follow_symlinks, progress=progress,
     )
+    counts = np.bincount(ds.labels, minlength=ds.n_classes)
+    if counts.max() < settings.cv:  # StratifiedKFold cannot split this at all
+        raise UsageError(f"--cv {settings.cv} is more than the largest class has samples "
+                         f"({counts.max()}); pass --cv {max(2, counts.max())} or fewer")
+    small = [c for c, n in zip(ds.classes, counts, strict=True) if n < settings.cv]
+    if small:  # recorded in summary.json too, with the other dataset warnings
+        ds = replace(ds, warnings=ds.warnings + (
+            f"{len(small)} class(es) have fewer samples than --cv {settings.cv} "
+            f"({', '.join(small[:5])}); their samples are still scored, but consider a smaller "
+            "--cv",))
     for message in ds.warnings:
         log(f"warning: {message}")
-    small = [c for c, n in zip(ds.classes, np.bincount(ds.labels, minlength=ds.n_classes),
-                               strict=True) if n < settings.cv]
-    if small:
-        log(f"warning: {len(small)} class(es) have fewer samples than --cv {settings.cv} "
-            f"({', '.join(small[:5])}); their samples are still scored, but consider a smaller "
-            "--cv")
     lap("load")
 
     X = make_features(ds)
@@ -127,7 +145,11 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
         hidden=settings.hidden, device=resolve_device(settings.device),
     )
     splits = fold_splits(y, cv=settings.cv, random_state=settings.seed)
-    results = [_run_folds(X, y, splits[:1], [1], model, settings, progress)[0]]
+    cache = FoldCache(settings.cache_dir, cache_key(fingerprint(X, y), model, cv=settings.cv,
+                                                    seed=settings.seed))
+    runner = _FoldRunner(X, y, splits, model=model, settings=settings, data_kind=ds.kind,
+                         cache=cache, progress=progress)
+    results = runner.run([1], members=False)
     monitor_verdict = diagnose(history_frame(results))
     lap("monitor")
 
@@ -149,12 +171,7 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     audit = {"ran": run_audit, "reason": reason, "n_flagged": None,
              "estimated_noise_rate": None}
     if run_audit:
-        rest = list(range(2, settings.cv + 1))
-        results += _run_folds(X, y, splits[1:], rest, model, settings, progress,
-                              data_kind=ds.kind)
-        results[0] = replace(results[0], member_probs=fit_members(
-            X, y, *splits[0], data_kind=ds.kind, n_classes=ds.n_classes,
-            random_state=settings.seed + 1))
+        results = runner.run(range(1, settings.cv + 1), members=True)
         lap("folds")
         members = out_of_fold(results, ds.n_samples, ds.n_classes)
         pred_probs = np.mean(list(members.values()), axis=0)
@@ -175,17 +192,39 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
                       pred_probs=pred_probs, settings=settings, timings=timings)
 
 
-def _run_folds(X, y, splits, fold_numbers, model, settings, progress, data_kind=None):
-    from .train import train_fold
+class _FoldRunner:
+    """Runs folds through the chosen backend, reusing and filling the fold cache."""
 
-    results = []
-    for (train_index, test_index), fold in zip(splits, fold_numbers, strict=True):
-        advance = progress.task(f"fold {fold}/{settings.cv}", total=model.epochs)
-        results.append(train_fold(
-            X, y, train_index, test_index, fold=fold, settings=model,
-            random_state=settings.seed, on_epoch=lambda *_: advance(), data_kind=data_kind,
-        ))
-    return results
+    def __init__(self, X, y, splits, *, model, settings, data_kind, cache, progress):
+        self.X, self.y, self.splits = X, y, splits
+        self.model, self.settings, self.data_kind = model, settings, data_kind
+        self.cache, self.progress = cache, progress
+
+    def run(self, folds, *, members: bool) -> list:
+        from .backends import execute
+
+        results, extra, jobs = {}, {}, []
+        for fold in folds:
+            results[fold] = self.cache.get(f"fold{fold}")
+            extra[fold] = self.cache.get(f"fold{fold}-members") if members else {}
+            if results[fold] is None or extra[fold] is None:
+                train_index, test_index = self.splits[fold - 1]
+                jobs.append(dict(
+                    train_index=train_index, test_index=test_index, fold=fold,
+                    settings=self.model, random_state=self.settings.seed,
+                    data_kind=self.data_kind, want_model=results[fold] is None,
+                    want_members=extra[fold] is None))
+        for fold, result, fold_members in execute(
+                self.X, self.y, jobs, backend=self.settings.backend, n_jobs=self.settings.n_jobs,
+                scheduler=self.settings.scheduler, progress=self.progress,
+                total_epochs=self.model.epochs):
+            if result is not None:
+                self.cache.put(f"fold{fold}", result)
+                results[fold] = result
+            if fold_members is not None:
+                self.cache.put(f"fold{fold}-members", fold_members)
+                extra[fold] = fold_members
+        return [replace(results[f], member_probs=extra[f]) for f in folds]
 
 
 def write_outputs(result: ScanResult, out: Path) -> dict:

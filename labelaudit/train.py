@@ -66,6 +66,14 @@ def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetti
     )
     model.fit(X[train_index], y[train_index], X_val=X[test_index], y_val=y[test_index],
               on_epoch=on_epoch)
+    bad = [h["epoch"] for h in model.history_ if not np.isfinite(h["train_loss"])
+           or not np.isfinite(h["val_loss"])]
+    if bad or model.val_pred_probs_ is None:  # NaN probabilities must never reach cleanlab
+        from .errors import UsageError
+
+        raise UsageError(f"fold {fold} failed: training diverged (the loss is not a finite "
+                         f"number from epoch {bad[0] if bad else 1}); lower --lr (now "
+                         f"{settings.lr}); no report was written")
     members = {} if data_kind is None else fit_members(
         X, y, train_index, test_index, data_kind=data_kind, n_classes=settings.n_classes,
         random_state=random_state)
@@ -112,6 +120,19 @@ def fit_members(X, y, train_index, test_index, *, data_kind: str, n_classes: int
         full[:, estimator.classes_] = estimator.predict_proba(Xte)
         probs[name] = full
     return probs
+
+
+def run_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSettings,
+             random_state: int, data_kind: str, want_model: bool = True,
+             want_members: bool = True, n_threads: int | None = None, on_epoch=None):
+    """One unit of work for any backend: (fold, FoldResult or None, member probs or None)."""
+    result = train_fold(X, y, train_index, test_index, fold=fold, settings=settings,
+                        random_state=random_state, on_epoch=on_epoch,
+                        n_threads=n_threads) if want_model else None
+    members = fit_members(X, y, train_index, test_index, data_kind=data_kind,
+                          n_classes=settings.n_classes,
+                          random_state=random_state + fold) if want_members else None
+    return fold, result, members
 
 
 def out_of_fold(results: list[FoldResult], n_samples: int, n_classes: int) -> dict:

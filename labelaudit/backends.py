@@ -1,0 +1,85 @@
+"""Run fold jobs: in this process, in parallel processes (joblib), or on a Dask cluster.
+
+Every backend runs the same function, `train.run_fold`, with the same arguments, so the results
+do not depend on where a fold ran (up to float rounding across torch thread counts).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import UsageError
+
+BACKENDS = ("local", "dask")
+SCHEDULER_ENV = "LABELAUDIT_DASK_SCHEDULER"
+
+
+def execute(X, y, jobs: list[dict], *, backend: str = "local", n_jobs: int = 1,
+            scheduler: str | None = None, progress=None, total_epochs: int = 0):
+    """Yield run_fold's (fold, result, members) for each job, in completion order."""
+    from .train import run_fold
+
+    if not jobs:
+        return
+    if backend == "dask":
+        yield from _on_dask(X, y, jobs, scheduler=scheduler, progress=progress)
+        return
+    if backend != "local":
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    n_jobs = _effective_jobs(n_jobs, len(jobs))
+    if n_jobs == 1:
+        for job in jobs:
+            advance = (progress.task(f"fold {job['fold']}", total=total_epochs)
+                       if progress is not None and job["want_model"] else (lambda n=1: None))
+            yield run_fold(X, y, **job, on_epoch=lambda *_: advance())
+        return
+    from joblib import Parallel, delayed
+
+    # Two levels of parallelism must not fight: each worker process gets its share of cores.
+    threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    advance = progress.task("folds", total=len(jobs)) if progress is not None else None
+    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
+    for out in parallel(delayed(run_fold)(X, y, **job, n_threads=threads) for job in jobs):
+        if advance:
+            advance()
+        yield out
+
+
+def _effective_jobs(n_jobs: int, n_tasks: int) -> int:
+    if n_jobs == 0:
+        raise UsageError("--n-jobs must not be 0; use 1 for serial, -1 for all cores")
+    cores = os.cpu_count() or 1
+    wanted = cores + 1 + n_jobs if n_jobs < 0 else n_jobs
+    return max(1, min(wanted, n_tasks))
+
+
+def _on_dask(X, y, jobs, *, scheduler, progress):
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise UsageError("--backend dask needs Dask: pip install 'labelaudit[dask]'") from None
+    from .train import run_fold
+
+    address = scheduler or os.environ.get(SCHEDULER_ENV)
+    if not address:
+        raise UsageError(f"--backend dask needs --scheduler ADDRESS (or {SCHEDULER_ENV}), e.g. "
+                         "--scheduler tcp://scheduler:8786")
+    try:
+        client = Client(address, timeout="20s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {address} ({exc}); check the "
+                         "address and that the scheduler is running") from None
+    advance = progress.task("folds on dask", total=len(jobs)) if progress is not None else None
+    try:
+        # The data travels to the workers once, not once per fold.
+        X_remote, y_remote = client.scatter([X, y], broadcast=True)
+        futures = [client.submit(run_fold, X_remote, y_remote, **job, n_threads=1, pure=False,
+                                 retries=2, key=f"labelaudit-fold-{job['fold']}-{os.urandom(4).hex()}")
+                   for job in jobs]
+        for future in as_completed(futures, loop=client.loop):
+            out = future.result()
+            if advance:
+                advance()
+            yield out
+    finally:
+        client.close()

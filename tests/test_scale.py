@@ -1,0 +1,94 @@
+"""Scale-out paths: parallel folds, the fold cache, and a real Dask LocalCluster."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from labelaudit.cli import app
+from labelaudit.scan import ScanSettings, scan
+
+runner = CliRunner()
+
+
+def _same_result(a, b):
+    """Same flags, same ranking, same probabilities (up to float rounding across threads)."""
+    pd.testing.assert_frame_equal(a.issues[["id", "given_label", "suggested_label",
+                                            "is_label_issue", "rank"]],
+                                  b.issues[["id", "given_label", "suggested_label",
+                                            "is_label_issue", "rank"]])
+    np.testing.assert_allclose(a.pred_probs, b.pred_probs, atol=1e-4)
+    pd.testing.assert_frame_equal(a.history, b.history, atol=1e-4)
+
+
+def test_parallel_folds_match_serial(table_csv):
+    settings = ScanSettings(epochs=5, cv=3, audit="always")
+    serial = scan(table_csv, settings)
+    parallel = scan(table_csv, replace(settings, n_jobs=2))
+    _same_result(serial, parallel)
+
+
+def test_cache_reuses_folds_and_resumes(tmp_path, table_csv):
+    cache = tmp_path / "cache"
+    settings = ScanSettings(epochs=30, cv=3, audit="always", cache_dir=str(cache))
+    started = time.perf_counter()
+    first = scan(table_csv, settings)
+    cold = time.perf_counter() - started
+    entries = sorted(p.name for p in cache.rglob("*.joblib"))
+    assert entries == sorted([f"fold{k}.joblib" for k in (1, 2, 3)]
+                             + [f"fold{k}-members.joblib" for k in (1, 2, 3)])
+
+    # Another threshold and top-k: no fold trains again.
+    started = time.perf_counter()
+    again = scan(table_csv, replace(settings, filter_by="both", top_k=5))
+    warm = time.perf_counter() - started
+    assert again.timings["folds"] < 1.0 and again.timings["monitor"] < 1.0
+    assert warm * 5 < cold, (cold, warm)
+    np.testing.assert_array_equal(first.pred_probs, again.pred_probs)
+
+    # An interrupted scan resumes: drop one fold, only that one is trained again.
+    next(cache.rglob("fold2.joblib")).unlink()
+    resumed = scan(table_csv, settings)
+    _same_result(first, resumed)
+    assert len(list(cache.rglob("fold2.joblib"))) == 1
+
+    # Settings that change the model use another key.
+    scan(table_csv, replace(settings, epochs=6))
+    assert len([p for p in cache.iterdir() if p.is_dir()]) == 2
+
+
+def test_dask_local_cluster_matches_local_run(table_csv):
+    distributed = pytest.importorskip("distributed")
+    settings = ScanSettings(epochs=5, cv=3, audit="always")
+    local = scan(table_csv, settings)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=40) as cluster:
+        on_dask = scan(table_csv, replace(settings, backend="dask", scheduler=cluster.scheduler_address))
+    _same_result(local, on_dask)
+
+
+def test_dask_via_cli_and_environment(tmp_path, table_csv, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=40) as cluster:
+        monkeypatch.setenv("LABELAUDIT_DASK_SCHEDULER", cluster.scheduler_address)
+        result = runner.invoke(app, ["scan", str(table_csv), "--out", str(tmp_path / "r"),
+                                     "--backend", "dask", "--audit", "always", "--epochs", "4",
+                                     "--cv", "3", "-q", "--json", "--no-cache"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["settings"]["backend"] == "dask"
+
+
+def test_dask_without_scheduler_is_a_usage_error(tmp_path, table_csv, monkeypatch):
+    monkeypatch.delenv("LABELAUDIT_DASK_SCHEDULER", raising=False)
+    result = runner.invoke(app, ["scan", str(table_csv), "--out", str(tmp_path / "r"),
+                                 "--backend", "dask", "--audit", "always", "--epochs", "2",
+                                 "--cv", "2", "-q"])
+    assert result.exit_code == 2
+    assert "--scheduler" in result.output
