@@ -96,6 +96,9 @@ def scan(
         help="Fold cache folder (default: OUT/cache).", show_default=False)] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse or store folds.")] \
         = False,
+    reviewed: Annotated[Optional[Path], typer.Option(
+        help="decisions.csv from an earlier review: those samples leave the list to review.",
+        show_default=False)] = None,
     strict: Annotated[bool, typer.Option(help="Refuse unreadable files instead of skipping.")] \
         = False,
     follow_symlinks: Annotated[bool, typer.Option(
@@ -115,7 +118,7 @@ def scan(
         id_column=id_column, encoding=encoding, cv=cv, epochs=epochs, batch_size=batch_size,
         lr=lr, image_size=image_size, seed=seed, audit=audit.value, top_k=top_k, device=device,
         strict=strict, follow_symlinks=follow_symlinks, n_jobs=n_jobs, backend=backend,
-        scheduler=scheduler,
+        scheduler=scheduler, reviewed=str(reviewed) if reviewed else None,
         cache_dir=None if no_cache else str(cache if cache is not None else out / "cache"),
     )
     console = _console()

@@ -40,6 +40,7 @@ class ScanSettings:
     scheduler: str | None = None
     cache_dir: str | None = None  # None: no cache
     device: str = "auto"
+    reviewed: str | None = None  # decisions.csv from an earlier review
     strict: bool = False
     follow_symlinks: bool = False
 
@@ -105,6 +106,11 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     from cleanlab.rank import get_label_quality_scores
 
     validate_settings(settings)
+    decisions = None
+    if settings.reviewed is not None:
+        from .apply import read_decisions
+
+        decisions = read_decisions(settings.reviewed)  # refuse a bad file before training
     timings = {}
     started = time.perf_counter()
     clock = started
@@ -181,6 +187,12 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
         issues, estimates = find_issues(y, pred_probs, ids=ds.ids, classes=ds.classes,
                                         filter_by=settings.filter_by, evidence=evidence)
         estimates["members"] = [model_name if n == "model" else n for n in members]
+        if decisions is not None:
+            from .apply import mark_reviewed
+
+            issues = mark_reviewed(issues, decisions)
+            estimates["n_reviewed"] = int(issues["reviewed"].sum())
+            estimates["n_flagged"] = int(issues["is_label_issue"].sum())
         audit.update(estimates)
         audit["accuracy_out_of_fold"] = float((pred_probs.argmax(1) == y).mean())
         lap("confident_learning")

@@ -251,3 +251,37 @@ def test_readme_commands_match_ci():
     command = "bash scripts/setup.sh --dev && .venv/bin/python -m pytest -q"
     assert command in readme and command in ci
     assert "bash scripts/setup.sh && .venv/bin/labelaudit scan datasets/digits-noisy" in readme
+
+
+def test_rescan_with_reviewed_decisions_lists_only_new_work(tmp_path):
+    frame, _ = make_table(n=150, noise_rate=0.2, seed=1)
+    path = tmp_path / "noisy.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "r"
+    assert run("scan", path, "--out", out, "--audit", "always", *FAST, "-q").exit_code == 0
+    first = pd.read_csv(out / "issues.csv", dtype={"id": str})
+    flagged = first[first["is_label_issue"]]
+    assert len(flagged) >= 3
+    decisions = pd.DataFrame({"id": flagged["id"][:2], "given_label": flagged["given_label"][:2],
+                              "decision": ["keep", "remove"], "new_label": ["", ""]})
+    decisions.to_csv(tmp_path / "decisions.csv", index=False)
+    again = run("scan", path, "--out", out, "--audit", "always", *FAST, "-q",
+                "--reviewed", tmp_path / "decisions.csv")
+    assert again.exit_code == 0, again.output
+    second = pd.read_csv(out / "issues.csv", dtype={"id": str}).set_index("id")
+    reviewed = list(decisions["id"])
+    assert second.loc[reviewed, "reviewed"].all()
+    assert not second.loc[reviewed, "is_label_issue"].any()
+    assert second.loc[reviewed, "rank"].isna().all()
+    assert int(second["is_label_issue"].sum()) == len(flagged) - 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["audit"]["n_reviewed"] == 2
+    assert summary["settings"]["reviewed"].endswith("decisions.csv")
+
+
+def test_reviewed_file_with_wrong_columns_is_refused_before_training(tmp_path, table_csv):
+    bad = tmp_path / "decisions.csv"
+    bad.write_text("identifier,verdict\n1,keep\n")
+    result = run("scan", table_csv, "--out", tmp_path / "r", "--reviewed", bad)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
