@@ -435,7 +435,8 @@ def _read_as_text(path: Path, frame, columns, *, encoding: str):
                       na_values=[""], low_memory=False)
     frame = frame.copy()
     for position, column in zip(positions, columns, strict=True):
-        frame[column] = raw.iloc[:, sorted(positions).index(position)].to_numpy(dtype=object)
+        values = raw.iloc[:, sorted(positions).index(position)]
+        frame[column] = values.loc[frame.index].to_numpy(dtype=object)  # rows may be dropped
     return frame
 
 
@@ -539,8 +540,8 @@ def load_table(
 ) -> Dataset:
     """Read a table; a long-string feature column (or ``text_column``) makes it a text dataset.
 
-    Rows without a label are dropped and listed in ``skipped``. In csv/tsv files the label and
-    id columns are read as the text written there, so '007' stays '007' and 'NA' is a class.
+    Rows without a label are dropped and listed in ``skipped``. In csv/tsv files the label, id
+    and text columns are read as the text written there: '007' stays '007', 'NA' is a class.
 
     >>> ds = load_table(Path("datasets/wine-noisy.csv"))  # doctest: +SKIP
     >>> ds.kind, ds.label_column  # doctest: +SKIP
@@ -621,6 +622,8 @@ def load_table(
     if kind == "text" and text_column is None:
         raise UsageError(f"{path}: no text column found; pass --text-column NAME")
 
+    if text_column is not None:
+        frame = _read_as_text(path, frame, [text_column], encoding=encoding)
     common = dict(path=str(path), ids=ids.to_numpy(dtype=object), labels=labels,
                   classes=tuple(classes), label_column=label_column, skipped=tuple(skipped))
     if text_column is not None:
