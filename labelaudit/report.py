@@ -193,8 +193,13 @@ def _review(result, summary: dict) -> dict:
     review["n_flagged"] = int(len(flagged))
     review["n_embedded"] = int(len(top))
     position = {str(i): k for k, i in enumerate(ds.ids)}
+    values = {}
     if ds.kind == "tabular":
         review["feature_columns"] = [str(c) for c in ds.inputs.columns]
+        # One bulk lookup: row-by-row .iloc is slow for thousands of mixed-type rows.
+        wanted = [position[i] for i in top["id"].astype(str) if i in position]
+        cells = ds.inputs.iloc[wanted].astype(object).to_numpy().tolist()
+        values = {k: [_cell(v) for v in row] for k, row in zip(wanted, cells, strict=True)}
     rows = []
     for record in top.to_dict("records"):
         row = {
@@ -205,7 +210,9 @@ def _review(result, summary: dict) -> dict:
             "rank": None if _missing(record["rank"]) else int(record["rank"]),
         }
         k = position.get(row["id"])
-        if k is not None:
+        if k in values:
+            row["values"] = values[k]
+        elif k is not None:
             row.update(_sample_content(ds, k))
         rows.append(row)
     review["rows"] = rows
@@ -213,7 +220,7 @@ def _review(result, summary: dict) -> dict:
 
 
 def _sample_content(ds, k: int) -> dict:
-    """The thumbnail, text or feature values of sample `k`."""
+    """The thumbnail or text of image or text sample `k`."""
     if ds.kind == "images":
         from .thumbnails import array_thumbnail_data_uri, thumbnail_data_uri
 
@@ -222,11 +229,8 @@ def _sample_content(ds, k: int) -> dict:
         except (OSError, ValueError):
             uri = None  # moved or unreadable since the scan: fall back to the loaded pixels
         return {"thumbnail": uri or array_thumbnail_data_uri(ds.inputs[k])}
-    if ds.kind == "text":
-        text = str(ds.inputs[k])
-        return {"text": text[:MAX_TEXT_CHARS], "text_length": len(text)}
-    values = ds.inputs.iloc[k].tolist()
-    return {"values": [_cell(v) for v in values]}
+    text = str(ds.inputs[k])
+    return {"text": text[:MAX_TEXT_CHARS], "text_length": len(text)}
 
 
 def _cell(value) -> str:
