@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT = 1  # bump when FoldResult or the training changes incompatibly
+FORMAT = 2  # bump when FoldResult or the training changes incompatibly
 
 
 def fingerprint(X, y) -> str:

@@ -74,7 +74,9 @@ def scan(
     encoding: Annotated[str, typer.Option(help="Text encoding of csv/tsv/jsonl files.")] = "utf-8",
     cv: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
     epochs: Annotated[int, typer.Option(help="Training epochs per fold.")] = 30,
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 64,
+    batch_size: Annotated[Optional[int], typer.Option(
+        help="Mini-batch size (default: 64, larger for big datasets).", show_default=False)] \
+        = None,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-3,
     image_size: Annotated[Optional[int], typer.Option(
         help="Side of the square images are resized to (default: median size, at most 32).")] \

@@ -28,11 +28,14 @@ def _build_network(kind: str, n_features: int | tuple, n_classes: int, hidden: i
     if kind == "images":
         channels, size, _ = n_features
         pooled = max(1, size // 4)
+        # Width by image size keeps the cost per image bounded: wide on small images (digits),
+        # narrower from 16 pixels up (MNIST-sized and larger).
+        c1, c2 = (32, 64) if size <= 16 else (16, 32)
         return nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(channels, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
             nn.AdaptiveAvgPool2d(pooled), nn.Flatten(),
-            nn.Linear(64 * pooled * pooled, hidden), nn.ReLU(),
+            nn.Linear(c2 * pooled * pooled, hidden), nn.ReLU(),
             nn.Linear(hidden, n_classes),
         )
     return nn.Sequential(
@@ -56,7 +59,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, kind="features", n_classes=None, epochs=30, batch_size=64, lr=1e-3,
-                 hidden=128, weight_decay=0.0, random_state=0, device="cpu"):
+                 hidden=128, weight_decay=0.0, patience=None, random_state=0, device="cpu"):
         self.kind = kind
         self.n_classes = n_classes
         self.epochs = epochs
@@ -64,6 +67,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self.lr = lr
         self.hidden = hidden
         self.weight_decay = weight_decay
+        self.patience = patience
         self.random_state = random_state
         self.device = device
 
@@ -149,6 +153,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             self.history_.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
             if on_epoch is not None:
                 on_epoch(epoch, train_loss, val_loss)
+            if (self.patience is not None and self.best_epoch_ is not None
+                    and epoch - self.best_epoch_ >= self.patience):
+                break  # early stopping: later epochs cannot change the kept probabilities
         if best_state is not None:
             self.network_.load_state_dict(best_state)
         return self

@@ -27,7 +27,8 @@ class ScanSettings:
     encoding: str = "utf-8"
     cv: int = 5
     epochs: int = 30
-    batch_size: int = 64
+    batch_size: int | None = None  # None: 64, larger for big datasets
+    patience: int | None = 5
     lr: float = 3e-3
     hidden: int = 128
     image_size: int | None = None
@@ -68,6 +69,15 @@ class ScanResult:
         }
 
 
+def auto_batch_size(n_samples: int) -> int:
+    """64 for small datasets; about 100 steps per epoch for big ones (at most 4096).
+
+    >>> auto_batch_size(1_797), auto_batch_size(100_000), auto_batch_size(1_000_000)
+    (64, 800, 4096)
+    """
+    return int(max(64, min(4096, n_samples * 0.8 // 100)))
+
+
 def validate_settings(settings: ScanSettings) -> None:
     if settings.audit not in AUDIT_MODES:
         raise UsageError(f"--audit must be one of {', '.join(AUDIT_MODES)}, not {settings.audit!r}")
@@ -81,7 +91,7 @@ def validate_settings(settings: ScanSettings) -> None:
         raise UsageError("--n-jobs must not be 0; use 1 for serial, -1 for all cores")
     if settings.top_k < 0:
         raise UsageError(f"--top-k must be 0 or more (got {settings.top_k})")
-    if settings.batch_size < 1:
+    if settings.batch_size is not None and settings.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1 (got {settings.batch_size})")
     if not 0 < settings.lr < float("inf"):
         raise UsageError(f"--lr must be a positive number (got {settings.lr})")
@@ -96,7 +106,7 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     >>> result = scan("datasets/wine-noisy.csv", ScanSettings(audit="always"))  # doctest: +SKIP
     >>> result.audit["n_flagged"]  # doctest: +SKIP
     """
-    from .audit import find_issues
+    from .audit import find_issues, pool_probs
     from .data import load_dataset
     from .features import make_features
     from .gap import diagnose
@@ -147,7 +157,8 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
 
     model = ModelSettings(
         kind="images" if ds.kind == "images" else "features", n_classes=ds.n_classes,
-        epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
+        epochs=settings.epochs, batch_size=settings.batch_size or auto_batch_size(ds.n_samples),
+        lr=settings.lr, patience=settings.patience,
         hidden=settings.hidden, device=resolve_device(settings.device),
     )
     splits = fold_splits(y, cv=settings.cv, random_state=settings.seed)
@@ -180,7 +191,7 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
         results = runner.run(range(1, settings.cv + 1), members=True)
         lap("folds")
         members = out_of_fold(results, ds.n_samples, ds.n_classes)
-        pred_probs = np.mean(list(members.values()), axis=0)
+        pred_probs = pool_probs(list(members.values()))
         model_name = "cnn" if ds.kind == "images" else "mlp"
         evidence = {f"quality_{model_name if name == 'model' else name}":
                     get_label_quality_scores(y, probs) for name, probs in members.items()}

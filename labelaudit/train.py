@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+MAX_KNN_TRAIN = 100_000
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """Everything about the model that changes its probabilities (part of the cache key)."""
@@ -17,6 +20,7 @@ class ModelSettings:
     batch_size: int = 64
     lr: float = 1e-3
     hidden: int = 128
+    patience: int | None = 5  # early stopping for the folds after the monitor
     device: str = "cpu"
 
 
@@ -63,6 +67,7 @@ def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetti
         kind=settings.kind, n_classes=settings.n_classes, epochs=settings.epochs,
         batch_size=settings.batch_size, lr=settings.lr, hidden=settings.hidden,
         device=settings.device, random_state=random_state + fold,
+        patience=None if fold == 1 else settings.patience,  # the monitor's curves stay whole
     )
     model.fit(X[train_index], y[train_index], X_val=X[test_index], y_val=y[test_index],
               on_epoch=on_epoch)
@@ -93,15 +98,13 @@ def sklearn_members(kind: str, n_train: int, *, random_state: int = 0) -> dict:
     from sklearn.neighbors import KNeighborsClassifier
 
     k = max(1, min(10, n_train - 1))
-    if kind == "text":
-        return {
-            "logreg": LogisticRegression(C=10.0, max_iter=1000),
-            "knn": KNeighborsClassifier(k, weights="distance", metric="cosine", algorithm="brute"),
-        }
-    return {
-        "logreg": LogisticRegression(C=0.1, max_iter=1000),
-        "knn": KNeighborsClassifier(k, weights="distance"),
-    }
+    members = {"logreg": LogisticRegression(C=10.0 if kind == "text" else 0.1, max_iter=1000)}
+    # Exact neighbours cost O(n^2): above this size they would dominate the scan's time.
+    if n_train <= MAX_KNN_TRAIN:
+        members["knn"] = (
+            KNeighborsClassifier(k, weights="distance", metric="cosine", algorithm="brute")
+            if kind == "text" else KNeighborsClassifier(k, weights="distance"))
+    return members
 
 
 def fit_members(X, y, train_index, test_index, *, data_kind: str, n_classes: int,
