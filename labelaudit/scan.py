@@ -113,7 +113,6 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     from .models import resolve_device
     from .cache import FoldCache, cache_key, fingerprint
     from .train import ModelSettings, fold_splits, history_frame, out_of_fold
-    from cleanlab.rank import get_label_quality_scores
 
     validate_settings(settings)
     decisions = None
@@ -192,6 +191,8 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
         lap("folds")
         members = out_of_fold(results, ds.n_samples, ds.n_classes)
         pred_probs = pool_probs(list(members.values()))
+        from cleanlab.rank import get_label_quality_scores
+
         model_name = "cnn" if ds.kind == "images" else "mlp"
         evidence = {f"quality_{model_name if name == 'model' else name}":
                     get_label_quality_scores(y, probs) for name, probs in members.items()}
