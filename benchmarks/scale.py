@@ -133,7 +133,7 @@ def fmt(row: dict) -> str:
                                                      "confident_learning") if k in t)
     rss = row["full"]["peak_rss_mb"]
     return (f"| {row['data']} | {row['full']['wall_s']:.1f} | "
-            f"{'%.0f' % rss if rss else 'n/a'} | {stages} | {row['healthy']['wall_s']:.1f} | "
+            f"{f'{rss:.0f}' if rss else 'n/a'} | {stages} | {row['healthy']['wall_s']:.1f} | "
             f"{row['rerun']['wall_s']:.1f} | {row['recipe']['wall_s']:.1f} |")
 
 

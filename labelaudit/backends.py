@@ -31,7 +31,7 @@ def execute(X, y, jobs: list[dict], *, backend: str = "local", n_jobs: int = 1,
         for job in jobs:
             advance = (progress.task(f"fold {job['fold']}", total=total_epochs)
                        if progress is not None and job["want_model"] else (lambda n=1: None))
-            yield run_fold(X, y, **job, on_epoch=lambda *_: advance())
+            yield run_fold(X, y, **job, on_epoch=lambda *_, step=advance: step())
         return
     from joblib import Parallel, delayed
 
@@ -74,7 +74,8 @@ def _on_dask(X, y, jobs, *, scheduler, progress):
         # The data travels to the workers once, not once per fold.
         X_remote, y_remote = client.scatter([X, y], broadcast=True)
         futures = [client.submit(run_fold, X_remote, y_remote, **job, n_threads=1, pure=False,
-                                 retries=2, key=f"labelaudit-fold-{job['fold']}-{os.urandom(4).hex()}")
+                                 retries=2,
+                                 key=f"labelaudit-fold-{job['fold']}-{os.urandom(4).hex()}")
                    for job in jobs]
         for future in as_completed(futures, loop=client.loop):
             out = future.result()

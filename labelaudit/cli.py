@@ -10,7 +10,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -65,40 +65,40 @@ def scan(
                                          ".csv/.tsv/.parquet/.jsonl table.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
         "labelaudit-report"),
-    kind: Annotated[Optional[Kind], typer.Option(help="Override the detected data kind.")] = None,
-    label_column: Annotated[Optional[str], typer.Option(help="Table column with the labels.")] \
+    kind: Annotated[Kind | None, typer.Option(help="Override the detected data kind.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Table column with the labels.")] \
         = None,
-    text_column: Annotated[Optional[str], typer.Option(help="Table column with free text.")] \
+    text_column: Annotated[str | None, typer.Option(help="Table column with free text.")] \
         = None,
-    id_column: Annotated[Optional[str], typer.Option(help="Table column with stable ids.")] = None,
+    id_column: Annotated[str | None, typer.Option(help="Table column with stable ids.")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of csv/tsv/jsonl files.")] = "utf-8",
     cv: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
     epochs: Annotated[int, typer.Option(help="Training epochs per fold.")] = 30,
-    batch_size: Annotated[Optional[int], typer.Option(
+    batch_size: Annotated[int | None, typer.Option(
         help="Mini-batch size (default: 64, larger for big datasets).", show_default=False)] \
         = None,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-3,
-    image_size: Annotated[Optional[int], typer.Option(
+    image_size: Annotated[int | None, typer.Option(
         help="Side of the square images are resized to (default: median size, at most 32).")] \
         = None,
     seed: Annotated[int, typer.Option(help="Random seed for folds, weights and sampling.")] = 0,
     audit: Annotated[AuditMode, typer.Option(
         help="auto: audit when the gap climbs steeply; always; never.")] = AuditMode.auto,
-    fail_above: Annotated[Optional[float], typer.Option(
+    fail_above: Annotated[float | None, typer.Option(
         help="Exit 1 when the estimated noise rate exceeds this rate (0-1).")] = None,
     top_k: Annotated[int, typer.Option(help="Flagged samples embedded in report.html.")] = 1000,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     n_jobs: Annotated[int, typer.Option(help="Folds trained in parallel (-1: all cores).")] = 1,
     backend: Annotated[str, typer.Option(help="local, or dask to run folds on a cluster.")] \
         = "local",
-    scheduler: Annotated[Optional[str], typer.Option(
+    scheduler: Annotated[str | None, typer.Option(
         help="Dask scheduler address (or LABELAUDIT_DASK_SCHEDULER).", show_default=False)] \
         = None,
-    cache: Annotated[Optional[Path], typer.Option(
+    cache: Annotated[Path | None, typer.Option(
         help="Fold cache folder (default: OUT/cache).", show_default=False)] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse or store folds.")] \
         = False,
-    reviewed: Annotated[Optional[Path], typer.Option(
+    reviewed: Annotated[Path | None, typer.Option(
         help="decisions.csv from an earlier review: those samples leave the list to review.",
         show_default=False)] = None,
     strict: Annotated[bool, typer.Option(help="Refuse unreadable files instead of skipping.")] \
@@ -111,7 +111,8 @@ def scan(
 ) -> None:
     """Train with the gap watched; when it climbs steeply, rank likely label errors."""
     from .progress import Progress
-    from .scan import ScanSettings, check_out_dir, scan as run_scan, write_outputs
+    from .scan import ScanSettings, check_out_dir, write_outputs
+    from .scan import scan as run_scan
 
     if fail_above is not None and not 0 <= fail_above <= 1:
         fail(f"--fail-above must be a rate between 0 and 1, not {fail_above}")
@@ -182,9 +183,9 @@ def apply_command(
     force: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the changes (CSV on stdout); write "
                                           "nothing.")] = False,
-    label_column: Annotated[Optional[str], typer.Option(help="Table column with the labels.")] \
+    label_column: Annotated[str | None, typer.Option(help="Table column with the labels.")] \
         = None,
-    id_column: Annotated[Optional[str], typer.Option(help="Table column with stable ids.")] = None,
+    id_column: Annotated[str | None, typer.Option(help="Table column with stable ids.")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of csv/tsv/jsonl files.")] = "utf-8",
 ) -> None:
     """Write a corrected copy of DATA following the review decisions; DATA is never modified."""
@@ -213,11 +214,11 @@ def gap(
         "A training log: Lightning metrics.csv, Keras CSVLogger csv or history JSON, Hugging "
         "Face trainer_state.json (or its output folder), skorch history.json, a TensorBoard "
         "run folder or event file, or a csv with epoch, train and validation loss columns."))],
-    train_key: Annotated[Optional[str], typer.Option(
+    train_key: Annotated[str | None, typer.Option(
         help="Column, key or TensorBoard tag of the training loss.")] = None,
-    val_key: Annotated[Optional[str], typer.Option(
+    val_key: Annotated[str | None, typer.Option(
         help="Column, key or TensorBoard tag of the validation loss.")] = None,
-    plot: Annotated[Optional[Path], typer.Option(
+    plot: Annotated[Path | None, typer.Option(
         help="Write the curves, gap shaded, to this .svg or .png file.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the diagnosis as JSON.")] \
         = False,
@@ -264,12 +265,12 @@ def selftest_command(
     frac_zero_noise_rates: Annotated[float, typer.Option(
         help="0 spreads the errors over all class pairs; e.g. 0.5 concentrates them on a few "
              "(cleanlab's noise generation).")] = 0.0,
-    kind: Annotated[Optional[Kind], typer.Option(help="Override the detected data kind.")] = None,
-    label_column: Annotated[Optional[str], typer.Option(help="Table column with the labels.")] \
+    kind: Annotated[Kind | None, typer.Option(help="Override the detected data kind.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Table column with the labels.")] \
         = None,
-    text_column: Annotated[Optional[str], typer.Option(help="Table column with free text.")] \
+    text_column: Annotated[str | None, typer.Option(help="Table column with free text.")] \
         = None,
-    id_column: Annotated[Optional[str], typer.Option(help="Table column with stable ids.")] = None,
+    id_column: Annotated[str | None, typer.Option(help="Table column with stable ids.")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of csv/tsv/jsonl files.")] = "utf-8",
     cv: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
     epochs: Annotated[int, typer.Option(help="Training epochs per fold.")] = 30,

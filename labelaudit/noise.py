@@ -33,7 +33,8 @@ def inject_noise(labels, noise_rate: float, *, n_classes: int | None = None,
         frac_zero_noise_rates=frac_zero_noise_rates, seed=random_state,
     )
     if matrix is None:
-        raise ValueError(f"cleanlab found no valid noise matrix for rate {noise_rate} and {k} classes")
+        raise ValueError(f"cleanlab found no valid noise matrix for rate {noise_rate} and {k} "
+                         "classes")
     state = np.random.get_state()
     try:  # generate_noisy_labels draws from numpy's global generator
         np.random.seed(random_state)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,7 @@ class ScanResult:
     def summary(self) -> dict:
         return {
             "version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "dataset": self.dataset.describe(),
             "gap": self.verdict.to_dict(),
             "audit": self.audit,
@@ -107,11 +107,11 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     >>> result.audit["n_flagged"]  # doctest: +SKIP
     """
     from .audit import find_issues, pool_probs
+    from .cache import FoldCache, cache_key, fingerprint
     from .data import load_dataset
     from .features import make_features
     from .gap import diagnose
     from .models import resolve_device
-    from .cache import FoldCache, cache_key, fingerprint
     from .train import ModelSettings, fold_splits, history_frame, out_of_fold
 
     validate_settings(settings)

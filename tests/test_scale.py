@@ -69,7 +69,8 @@ def test_dask_local_cluster_matches_local_run(table_csv):
     local = scan(table_csv, settings)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None, silence_logs=40) as cluster:
-        on_dask = scan(table_csv, replace(settings, backend="dask", scheduler=cluster.scheduler_address))
+        on_dask = scan(table_csv, replace(settings, backend="dask",
+                                          scheduler=cluster.scheduler_address))
     _same_result(local, on_dask)
 
 

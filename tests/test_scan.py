@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import replace
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from labelaudit.audit import ISSUE_COLUMNS
 from labelaudit.cli import app
 from labelaudit.data import load_dataset
-from labelaudit.scan import ScanSettings, scan, write_outputs
+from labelaudit.scan import ScanSettings, scan
 
 from .conftest import DATASETS, ROOT, make_table, make_text_table, tree_hashes, write_digit_folder
 
