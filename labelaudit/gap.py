@@ -22,20 +22,25 @@ quantity for the two losses.
 
 1. ``too-little-evidence`` when fewer than ``MIN_EPOCHS`` epochs have both losses.
 2. ``steep-climb`` when ``growth >= STEEP_GROWTH`` with the gap slope's confidence interval
-   above zero, the training loss still falling (``train_change <= -TRAIN_FALL``, interval below
-   zero) and the validation loss not significantly falling (interval upper bound at or above
-   zero): the model keeps fitting training labels that held-out data contradicts, the
-   signature of wrong labels being memorised. A gap that grows only because the validation
-   loss rises after the training loss has reached its floor is over-confidence on a few hard
-   held-out samples (rule 5), not this.
+   above zero and the validation loss not significantly falling (interval upper bound at or
+   above zero), **and** at the best-validation epoch, where the model stopped generalising
+   better, the training loss was still at least ``UNLEARNED * s`` (``train_at_best``). That is
+   the signature of wrong labels: a share of the training set that the rest does not explain,
+   which the model can only fit by rote (``train_fall_after_best`` shows how far it got) while
+   held-out loss rises. A gap that grows only because the validation loss rises after the
+   training loss reached its floor is over-confidence on a few hard held-out samples (rule 5),
+   not this. Both losses are read from the median curves over folds, smoothed with a rolling
+   median of three epochs; the training loss is taken at the last epoch whose validation loss
+   is within ``PLATEAU_TOL * s`` of the best (on a flat stretch noise alone picks the minimum).
 3. ``underfitting`` when the final training loss is above ``UNDERFIT * s``, or the training loss
    has fallen by less than ``FALLING * s`` over the whole run.
 4. ``too-little-evidence`` when the gap-growth interval holds both zero and ``STEEP_GROWTH``:
    the curves are too noisy to tell a flat gap from a steep climb.
 5. ``over-parametrized`` when the validation loss is not falling (``val_change >= -FALLING``)
-   while the training loss still is (``train_change <= -FALLING``, interval below zero) or the
-   gap still grows (``growth >= FALLING``, interval above zero): the model keeps fitting the
-   training set, or grows ever more confident on held-out samples it gets wrong.
+   while the training loss still is (``train_change``'s whole interval at or below
+   ``-FALLING``) or the gap still grows (``growth``'s whole interval at or above ``FALLING``):
+   the model keeps fitting the training set, or grows ever more confident on held-out samples
+   it gets wrong.
 6. ``converged`` otherwise: the gap has stopped growing within noise.
 
 The evidence also names the best-validation epoch (lowest validation loss, median over folds)
@@ -55,9 +60,9 @@ MIN_EPOCHS = 6
 STEEP_GROWTH = 0.15
 # A loss change (in loss scales, over the run) smaller than this is no real change.
 FALLING = 0.05
-# For a steep climb the training loss must still be falling at least this much: the model is
-# still fitting (memorising) training labels that held-out data contradicts.
-TRAIN_FALL = 0.10
+# For a steep climb the training loss at the best-validation epoch must be at least this (in loss
+# scales): the part of the training set the model had not fit when it stopped generalising.
+UNLEARNED = 0.15
 # Final training loss above this fraction of the scale: the model did not fit.
 UNDERFIT = 0.6
 # The gap must have risen this much (in loss scales) from its low to name a climb start.
@@ -67,6 +72,9 @@ CONFIDENCE = 0.90
 # Logs with more points than this (per-step logging) are averaged into this many bins first,
 # which keeps the pairwise-slope estimator cheap and changes no trend.
 MAX_POINTS = 200
+# Validation losses within this much (in loss scales) of the best form the best plateau; the
+# training loss is read at its last epoch, since noise alone picks the minimum on a plateau.
+PLATEAU_TOL = 0.01
 REGIMES = ("converged", "over-parametrized", "steep-climb", "underfitting",
            "too-little-evidence")
 
@@ -110,6 +118,8 @@ class GapVerdict:
     train_change: float | None = None  # train-loss slope * run length / scale
     val_change: float | None = None
     final_train: float | None = None  # last epoch's training loss / scale
+    train_at_best: float | None = None  # training loss at the best-validation epoch / scale
+    train_fall_after_best: float | None = None  # its fall from there to the end / scale
     final_gap: float | None = None  # last epoch's gap / scale
     window_start: float | None = None  # first epoch of the later half
 
@@ -233,8 +243,9 @@ def diagnose(history) -> GapVerdict:
     Every fold's curve is used. The rule is documented in this module's docstring.
 
     >>> import pandas as pd
-    >>> h = pd.DataFrame({"epoch": range(1, 21), "train_loss": [1 / e for e in range(1, 21)],
-    ...                   "val_loss": [1 / e + 0.05 * e for e in range(1, 21)]})
+    >>> epochs = range(1, 21)  # training loss keeps falling while validation loss creeps up
+    >>> h = pd.DataFrame({"epoch": epochs, "train_loss": [1 - 0.04 * e for e in epochs],
+    ...                   "val_loss": [0.8 + 0.01 * e for e in epochs]})
     >>> diagnose(h).regime
     'steep-climb'
     """
@@ -266,6 +277,12 @@ def diagnose(history) -> GapVerdict:
     gap_t, train_t, val_t = trend("gap"), trend("train_loss"), trend("val_loss")
     final_train = float(curve["train_loss"].iloc[-1]) / scale
     fallen = float(curve["train_loss"].iloc[0] - curve["train_loss"].iloc[-1]) / scale
+    smooth = curve[["train_loss", "val_loss"]].rolling(3, center=True, min_periods=1).median()
+    smooth = smooth / scale
+    near_best = smooth.index[smooth["val_loss"] <= smooth["val_loss"].min() + PLATEAU_TOL]
+    plateau_end = near_best.max()
+    train_at_best = float(smooth.loc[plateau_end, "train_loss"])
+    fall_after_best = train_at_best - float(smooth["train_loss"].iloc[-1])
     final_gap = float(curve["gap"].iloc[-1]) / scale
     best_val_epoch = _epoch(curve["val_loss"].idxmin())
     climb_start = _climb_start(curve["gap"], scale)
@@ -280,6 +297,8 @@ def diagnose(history) -> GapVerdict:
         f"{train_t.high:+.3f}); validation loss change: {val_t.slope:+.3f} (interval "
         f"{val_t.low:+.3f} to {val_t.high:+.3f})",
         f"final training loss: {final_train:.2f} of the scale; final gap: {final_gap:+.2f}",
+        f"training loss at the best validation epoch: {train_at_best:.2f} of the scale, "
+        f"fallen by {fall_after_best:+.2f} since",
         f"best validation epoch: {best_val_epoch}"
         + (f"; the gap started to climb at epoch {climb_start}" if climb_start is not None
            else "; the gap has not climbed from its low"),
@@ -288,14 +307,17 @@ def diagnose(history) -> GapVerdict:
                   slope_high=gap_t.high / span, growth=gap_t.slope,
                   climb_start_epoch=climb_start, best_val_epoch=best_val_epoch, epochs=epochs,
                   scale=scale, folds=folds, train_change=train_t.slope, val_change=val_t.slope,
-                  final_train=final_train, final_gap=final_gap,
+                  final_train=final_train, final_gap=final_gap, train_at_best=train_at_best,
+                  train_fall_after_best=fall_after_best,
                   window_start=_epoch(window_start))
 
     if (gap_t.slope >= STEEP_GROWTH and gap_t.low > 0 and val_t.high >= 0
-            and train_t.slope <= -TRAIN_FALL and train_t.high < 0):
+            and train_at_best >= UNLEARNED):
         return _verdict("steep-climb", steep=True, evidence=evidence + [
             "rule: gap growth at or above the steep threshold with its interval above zero, "
-            "training loss still falling and validation loss not"], **common)
+            "validation loss not falling, and the training loss still high at the best "
+            "validation epoch: part of the training labels is not explained by the rest"],
+            **common)
     if final_train > UNDERFIT or fallen < FALLING:
         why = (f"final training loss {final_train:.2f} of the scale is above {UNDERFIT}"
                if final_train > UNDERFIT else
@@ -305,8 +327,10 @@ def diagnose(history) -> GapVerdict:
         return _verdict("too-little-evidence", evidence=evidence + [
             f"rule: the gap-growth interval ({gap_t.low:+.2f} to {gap_t.high:+.2f}) holds both a "
             "flat gap and a steep climb: the curves are too noisy to tell which"], **common)
-    train_falling = train_t.slope <= -FALLING and train_t.high < 0
-    gap_growing = gap_t.slope >= FALLING and gap_t.low > 0
+    # Both with their whole interval past FALLING, so jitter alone does not make a converged
+    # curve look over-parametrized.
+    train_falling = train_t.high <= -FALLING
+    gap_growing = gap_t.low >= FALLING
     if (train_falling or gap_growing) and val_t.slope >= -FALLING:
         return _verdict("over-parametrized", evidence=evidence + [
             "rule: training loss still falling, or the gap growing, while validation loss is "
