@@ -298,3 +298,20 @@ def test_installed_entry_point(tmp_path):
     assert document["format"] == "huggingface" and document["regime"] == "steep-climb"
     assert document["plot"] == str(plot) and plot.read_text().startswith("<svg")
     assert "steep-climb" in done.stderr
+
+
+def test_calibration_benchmark_rediagnoses_saved_curves(tmp_path):
+    """benchmarks/gap_calibration.py --from-histories: the table from saved curves, no training."""
+    frames = []
+    for dataset, kinds in {"a": ("converged", "steep-climb"), "b": ("overconfident",
+                                                                      "steep-climb")}.items():
+        for noise, kind in zip((0.0, 0.2), kinds, strict=True):
+            frames.append(curves(kind).assign(dataset=dataset, noise=noise, seed=0))
+    pd.concat(frames).to_csv(tmp_path / "runs.csv", index=False)
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gap_calibration.py"),
+                           "--from-histories", str(tmp_path / "runs.csv")],
+                          capture_output=True, text=True, timeout=120, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0] == "| dataset | 0% noise | 20% noise |"
+    assert "| a | 0% (0/1) | 100% (1/1) |" in lines
+    assert "| **all** | **0% (0/2)** | **100% (2/2)** |" in lines
