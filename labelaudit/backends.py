@@ -35,11 +35,11 @@ def execute(X, y, jobs: list[dict], *, backend: str = "local", n_jobs: int = 1,
         return
     from joblib import Parallel, delayed
 
-    # Two levels of parallelism must not fight: each worker process gets its share of cores.
-    threads = max(1, (os.cpu_count() or 1) // n_jobs)
     advance = progress.task("folds", total=len(jobs)) if progress is not None else None
     parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
-    for out in parallel(delayed(run_fold)(X, y, **job, n_threads=threads) for job in jobs):
+    # Each worker trains with one torch thread (train_fold's default): processes, not
+    # threads, share out the cores, so the two levels of parallelism never fight.
+    for out in parallel(delayed(run_fold)(X, y, **job) for job in jobs):
         if advance:
             advance()
         yield out
