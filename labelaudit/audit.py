@@ -52,7 +52,9 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
     classes = [str(c) for c in range(k)] if classes is None else list(classes)
 
     quality = get_label_quality_scores(labels, pred_probs, method=rank_by)
-    is_issue = find_label_issues(labels, pred_probs, filter_by=filter_by)
+    # cleanlab's worker processes only pay off on big inputs; small ones finish before they start.
+    is_issue = find_label_issues(labels, pred_probs, filter_by=filter_by,
+                                 n_jobs=None if n > 200_000 else 1)
     suggested = pred_probs.argmax(1)
     joint = estimate_joint(labels, pred_probs)
 

@@ -111,7 +111,6 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     from .data import load_dataset
     from .features import make_features
     from .gap import diagnose
-    from .models import resolve_device
     from .train import ModelSettings, fold_splits, history_frame, out_of_fold
 
     validate_settings(settings)
@@ -158,7 +157,7 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
         kind="images" if ds.kind == "images" else "features", n_classes=ds.n_classes,
         epochs=settings.epochs, batch_size=settings.batch_size or auto_batch_size(ds.n_samples),
         lr=settings.lr, patience=settings.patience,
-        hidden=settings.hidden, device=resolve_device(settings.device),
+        hidden=settings.hidden, device=settings.device,  # resolved where torch trains
     )
     splits = fold_splits(y, cv=settings.cv, random_state=settings.seed)
     cache = FoldCache(settings.cache_dir, cache_key(fingerprint(X, y), model, cv=settings.cv,
