@@ -4,7 +4,8 @@
     python benchmarks/scale.py --quick         # 10k rows and 1k images only
     python benchmarks/scale.py --sizes 100000  # chosen table sizes
 
-Tables: make_classification, 20 features, 10 classes, 10% label noise injected with cleanlab.
+Tables: make_classification, 20 features, 10 classes (well separated, no flip_y, so the clean
+twin has no label noise of its own), 10% label noise injected with cleanlab.
 Images: 28x28 PNG folders (the MNIST test set from ../shared when present, else digits
 upscaled to 28x28), 10% noise. Every run is its own process, so its peak RSS is its own:
 `labelaudit scan --audit always` (full audit), `--audit auto` on the clean twin (the healthy
@@ -73,8 +74,8 @@ def make_table(path: Path, n: int, *, noise: float, seed: int = 0) -> None:
     from labelaudit.noise import inject_noise
 
     X, y = make_classification(n_samples=n, n_features=20, n_informative=15, n_redundant=2,
-                               n_classes=10, n_clusters_per_class=1, class_sep=1.5,
-                               random_state=seed)
+                               n_classes=10, n_clusters_per_class=1, class_sep=3.0,
+                               flip_y=0.0, random_state=seed)
     frame = pd.DataFrame(X.astype(np.float32), columns=[f"f{i}" for i in range(20)])
     frame["label"] = inject_noise(y, noise, random_state=seed) if noise else y
     frame.to_parquet(path)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAX_KNN_TRAIN = 50_000  # exact neighbours above this many training rows cost too much
-MAX_MEMBER_TRAIN = 100_000
+MAX_MEMBER_TRAIN = 20_000
 
 
 @dataclass(frozen=True)
