@@ -144,10 +144,11 @@ def text_review(tmp_path_factory):
     frame.insert(0, "post_id", [f"p{i:03d}" for i in range(len(frame))])
     flipped = [0, 31, 62, 5, 36, 67]
     topics = sorted(TOPICS)
+    # A long post that still reads as its true topic, so the audit flags its flipped label.
+    frame.loc[31, "text"] = frame.loc[31, "text"] + (" " + TOPICS[frame.loc[31, "topic"]]) * 200
     for i in flipped:
         frame.loc[i, "topic"] = topics[(topics.index(frame.loc[i, "topic"]) + 1) % 3]
     frame.loc[0, "text"] = HOSTILE_TEXT + " " + frame.loc[0, "text"]
-    frame.loc[31, "text"] = frame.loc[31, "text"] + " long" * 4000
     frame.loc[62, "post_id"] = HOSTILE_ID
     frame["topic"] = frame["topic"].replace("sports", HOSTILE_LABEL)
     path = tmp_path_factory.mktemp("text-review") / "posts.csv"
