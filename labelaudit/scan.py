@@ -70,12 +70,18 @@ class ScanResult:
 
 
 def auto_batch_size(n_samples: int) -> int:
-    """64 for small datasets; about 100 steps per epoch for big ones (at most 4096).
+    """64; at least 8 steps per epoch for tiny datasets, about 100 for big ones (at most 4096).
 
-    >>> auto_batch_size(1_797), auto_batch_size(100_000), auto_batch_size(1_000_000)
-    (64, 800, 4096)
+    Tiny datasets need the extra steps: with 2 steps per epoch a model cannot memorise wrong
+    labels within the epochs the gap is watched for.
+
+    >>> [auto_batch_size(n) for n in (150, 569, 1_797, 100_000, 1_000_000)]
+    [15, 56, 64, 800, 4096]
     """
-    return int(max(64, min(4096, n_samples * 0.8 // 100)))
+    n_train = int(n_samples * 0.8)
+    if n_train // 100 > 64:
+        return min(4096, n_train // 100)
+    return max(8, min(64, n_train // 8))
 
 
 def validate_settings(settings: ScanSettings) -> None:
