@@ -36,6 +36,16 @@ class AuditMode(str, Enum):
     never = "never"
 
 
+# Options that scan and selftest share, declared once.
+KindOption = Annotated[Kind | None, typer.Option(help="Override the detected data kind.")]
+LabelColumnOption = Annotated[str | None, typer.Option(help="Table column with the labels.")]
+TextColumnOption = Annotated[str | None, typer.Option(help="Table column with free text.")]
+IdColumnOption = Annotated[str | None, typer.Option(help="Table column with stable ids.")]
+EncodingOption = Annotated[str, typer.Option(help="Text encoding of csv/tsv/jsonl files.")]
+CvOption = Annotated[int, typer.Option(help="Cross-validation folds.")]
+EpochsOption = Annotated[int, typer.Option(help="Training epochs per fold.")]
+
+
 def _console():
     from rich.console import Console
 
@@ -65,15 +75,13 @@ def scan(
                                          ".csv/.tsv/.parquet/.jsonl table.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
         "labelaudit-report"),
-    kind: Annotated[Kind | None, typer.Option(help="Override the detected data kind.")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Table column with the labels.")] \
-        = None,
-    text_column: Annotated[str | None, typer.Option(help="Table column with free text.")] \
-        = None,
-    id_column: Annotated[str | None, typer.Option(help="Table column with stable ids.")] = None,
-    encoding: Annotated[str, typer.Option(help="Text encoding of csv/tsv/jsonl files.")] = "utf-8",
-    cv: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
-    epochs: Annotated[int, typer.Option(help="Training epochs per fold.")] = 30,
+    kind: KindOption = None,
+    label_column: LabelColumnOption = None,
+    text_column: TextColumnOption = None,
+    id_column: IdColumnOption = None,
+    encoding: EncodingOption = "utf-8",
+    cv: CvOption = 5,
+    epochs: EpochsOption = 30,
     batch_size: Annotated[int | None, typer.Option(
         help="Mini-batch size (default: 64, larger for big datasets).", show_default=False)] \
         = None,
@@ -265,15 +273,13 @@ def selftest_command(
     frac_zero_noise_rates: Annotated[float, typer.Option(
         help="0 spreads the errors over all class pairs; e.g. 0.5 concentrates them on a few "
              "(cleanlab's noise generation).")] = 0.0,
-    kind: Annotated[Kind | None, typer.Option(help="Override the detected data kind.")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Table column with the labels.")] \
-        = None,
-    text_column: Annotated[str | None, typer.Option(help="Table column with free text.")] \
-        = None,
-    id_column: Annotated[str | None, typer.Option(help="Table column with stable ids.")] = None,
-    encoding: Annotated[str, typer.Option(help="Text encoding of csv/tsv/jsonl files.")] = "utf-8",
-    cv: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
-    epochs: Annotated[int, typer.Option(help="Training epochs per fold.")] = 30,
+    kind: KindOption = None,
+    label_column: LabelColumnOption = None,
+    text_column: TextColumnOption = None,
+    id_column: IdColumnOption = None,
+    encoding: EncodingOption = "utf-8",
+    cv: CvOption = 5,
+    epochs: EpochsOption = 30,
     seed: Annotated[int, typer.Option(help="Random seed for the injection and the scan.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
