@@ -51,12 +51,9 @@ def fold_splits(y, *, cv: int = 5, random_state: int = 0) -> list[tuple[np.ndarr
 
 
 def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSettings,
-               random_state: int = 0, on_epoch=None, n_threads: int | None = None,
-               data_kind: str | None = None) -> FoldResult:
-    """Train one fold's model; return its held-out probabilities and its loss history.
-
-    With `data_kind`, the scikit-learn members (`fit_members`) are trained on the same split.
-    """
+               random_state: int = 0, on_epoch=None,
+               n_threads: int | None = None) -> FoldResult:
+    """Train one fold's model; return its held-out probabilities and its loss history."""
     import torch
 
     # These networks are small: one thread per fold trains them fastest (two threads were 2 to
@@ -66,13 +63,13 @@ def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetti
     torch.set_num_threads(n_threads or 1)
     try:
         return _train_fold(X, y, train_index, test_index, fold=fold, settings=settings,
-                           random_state=random_state, on_epoch=on_epoch, data_kind=data_kind)
+                           random_state=random_state, on_epoch=on_epoch)
     finally:
         torch.set_num_threads(previous)
 
 
-def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state, on_epoch,
-                data_kind) -> FoldResult:
+def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
+                on_epoch) -> FoldResult:
     from .models import TorchClassifier
 
     model = TorchClassifier(
@@ -91,13 +88,9 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state, 
         raise UsageError(f"fold {fold} failed: training diverged (the loss is not a finite "
                          f"number from epoch {bad[0] if bad else 1}); lower --lr (now "
                          f"{settings.lr}); no report was written")
-    members = {} if data_kind is None else fit_members(
-        X, y, train_index, test_index, data_kind=data_kind, n_classes=settings.n_classes,
-        random_state=random_state)
     return FoldResult(fold=fold, test_index=np.asarray(test_index),
                       pred_probs=model.val_pred_probs_.astype(np.float32),
-                      history=model.history_, best_epoch=int(model.best_epoch_),
-                      member_probs=members)
+                      history=model.history_, best_epoch=int(model.best_epoch_))
 
 
 def sklearn_members(kind: str, n_train: int, *, random_state: int = 0) -> dict:
