@@ -54,17 +54,20 @@ print(int(find_label_issues(y, pp).sum()))
 
 
 def timed(cmd: list[str]) -> dict:
-    """Run a command in a fresh process; wall time and that process tree's peak RSS."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run a command in a fresh process: wall time, CPU time (the process and the worker
+    processes it waited for) and its peak RSS."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{cmd} failed:\n{proc.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = usage.ru_maxrss
     # ru_maxrss of children is the largest so far: only trust it when it grew.
-    return {"wall_s": wall, "peak_rss_mb": peak / 1024 if peak > before else None,
-            "stdout": proc.stdout}
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime - cpu_before,
+            "peak_rss_mb": peak / 1024 if peak > before else None, "stdout": proc.stdout}
 
 
 def make_table(path: Path, n: int, *, noise: float, seed: int = 0) -> None:
@@ -133,9 +136,12 @@ def fmt(row: dict) -> str:
     stages = ", ".join(f"{k} {t[k]:.1f}" for k in ("load", "features", "monitor", "folds",
                                                      "confident_learning") if k in t)
     rss = row["full"]["peak_rss_mb"]
-    return (f"| {row['data']} | {row['full']['wall_s']:.1f} | "
-            f"{f'{rss:.0f}' if rss else 'n/a'} | {stages} | {row['healthy']['wall_s']:.1f} | "
-            f"{row['rerun']['wall_s']:.1f} | {row['recipe']['wall_s']:.1f} |")
+    full, healthy, rerun = row["full"], row["healthy"], row["rerun"]
+    return (f"| {row['data']} | {full['wall_s']:.1f} ({full['cpu_s']:.0f}) | "
+            f"{f'{rss:.0f}' if rss else 'n/a'} | {stages} | {healthy['wall_s']:.1f} "
+            f"({healthy['cpu_s']:.0f}) | {healthy['wall_s'] / full['wall_s']:.0%} "
+            f"({healthy['cpu_s'] / full['cpu_s']:.0%}) | {rerun['wall_s']:.1f} | "
+            f"{full['wall_s'] / rerun['wall_s']:.1f}x | {row['recipe']['wall_s']:.1f} |")
 
 
 def main() -> None:
@@ -150,9 +156,9 @@ def main() -> None:
     image_sizes = args.images if args.images is not None else (
         [1_000] if args.quick else [1_000, 10_000])
     rows = []
-    print("| data | full audit s | peak RSS MB | stages s | healthy (auto) s | cached re-run s "
-          "| recipe s |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| data | full audit s (CPU s) | peak RSS MB | stages s | healthy (auto) s (CPU s) "
+          "| healthy / full, wall (CPU) | cached re-run s | cache speed-up | recipe s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for n in sizes:

@@ -45,10 +45,27 @@ def execute(X, y, jobs: list[dict], *, backend: str = "local", n_jobs: int = 1,
         yield out
 
 
+PARALLEL_FROM = 5_000  # samples; below this a fold trains faster than a worker process starts
+
+
+def auto_jobs(n_samples: int) -> int:
+    """The default --n-jobs: every core (joblib's count, which respects CPU limits) from
+    PARALLEL_FROM samples up, else 1.
+
+    >>> auto_jobs(100)
+    1
+    """
+    from joblib import cpu_count
+
+    return cpu_count() if n_samples >= PARALLEL_FROM else 1
+
+
 def _effective_jobs(n_jobs: int, n_tasks: int) -> int:
     if n_jobs == 0:
         raise UsageError("--n-jobs must not be 0; use 1 for serial, -1 for all cores")
-    cores = os.cpu_count() or 1
+    from joblib import cpu_count
+
+    cores = cpu_count()
     wanted = cores + 1 + n_jobs if n_jobs < 0 else n_jobs
     return max(1, min(wanted, n_tasks))
 

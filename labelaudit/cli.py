@@ -96,7 +96,9 @@ def scan(
         help="Exit 1 when the estimated noise rate exceeds this rate (0-1).")] = None,
     top_k: Annotated[int, typer.Option(help="Flagged samples embedded in report.html.")] = 1000,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    n_jobs: Annotated[int, typer.Option(help="Folds trained in parallel (-1: all cores).")] = 1,
+    n_jobs: Annotated[int | None, typer.Option(
+        help="Folds trained in parallel processes (-1: all cores; default: all cores from 5,000 "
+             "samples up, else 1).", show_default=False)] = None,
     backend: Annotated[str, typer.Option(help="local, or dask to run folds on a cluster.")] \
         = "local",
     scheduler: Annotated[str | None, typer.Option(

@@ -9,8 +9,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-# Train loss is evaluated after each epoch on at most this many training samples.
-MAX_TRAIN_EVAL = 10_000
+# Train loss is evaluated after each epoch on a seeded subset of at most this many training
+# samples: the mean of 4,096 losses is precise to about 1%, and a larger subset costs images a
+# third of each epoch.
+MAX_TRAIN_EVAL = 4_096
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -27,14 +29,21 @@ def _build_network(kind: str, n_features: int | tuple, n_classes: int, hidden: i
 
     if kind == "images":
         channels, size, _ = n_features
-        pooled = max(1, size // 4)
         # Width by image size keeps the cost per image bounded: wide on small images (digits),
-        # narrower from 16 pixels up (MNIST-sized and larger).
+        # narrower from 16 pixels up (MNIST-sized and larger). Strided convolutions instead of
+        # pooling were 2.5x cheaper but found fewer errors on MNIST (F1 0.842 against 0.868 at
+        # 10% noise, 4,000 images), so the pooling stays.
         c1, c2 = (32, 64) if size <= 16 else (16, 32)
-        return nn.Sequential(
+        pooled = max(1, size // 4)
+        side = -(-(-(-size // 2)) // 2)  # after two ceil-mode 2x2 poolings
+        layers = [
             nn.Conv2d(channels, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
             nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
-            nn.AdaptiveAvgPool2d(pooled), nn.Flatten(),
+        ]
+        if side != pooled:  # an identity pooling only costs time (15% of an MNIST epoch)
+            layers.append(nn.AdaptiveAvgPool2d(pooled))
+        return nn.Sequential(
+            *layers, nn.Flatten(),
             nn.Linear(c2 * pooled * pooled, hidden), nn.ReLU(),
             nn.Linear(hidden, n_classes),
         )
@@ -59,7 +68,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, kind="features", n_classes=None, epochs=30, batch_size=64, lr=1e-3,
-                 hidden=128, weight_decay=0.0, patience=None, random_state=0, device="cpu"):
+                 hidden=128, weight_decay=0.0, patience=None, min_epochs=0, random_state=0,
+                 device="cpu"):
         self.kind = kind
         self.n_classes = n_classes
         self.epochs = epochs
@@ -68,6 +78,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self.hidden = hidden
         self.weight_decay = weight_decay
         self.patience = patience
+        self.min_epochs = min_epochs
         self.random_state = random_state
         self.device = device
 
@@ -154,7 +165,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             if on_epoch is not None:
                 on_epoch(epoch, train_loss, val_loss)
             if (self.patience is not None and self.best_epoch_ is not None
-                    and epoch - self.best_epoch_ >= self.patience):
+                    and epoch >= self.min_epochs and epoch - self.best_epoch_ >= self.patience):
                 break  # early stopping: later epochs cannot change the kept probabilities
         if best_state is not None:
             self.network_.load_state_dict(best_state)

@@ -103,10 +103,8 @@ def _header(summary: dict) -> dict:
 
 
 def _gap(result, summary: dict) -> dict:
-    from .plot import history_svg
-
     gap = summary["gap"]
-    svg = history_svg(result.history, verdict=result.verdict)
+    svg = result.history_svg()
     # As an <img> the SVG cannot run script or fetch anything, whatever its text contains.
     plot = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
     history = result.history

@@ -28,7 +28,9 @@ class ScanSettings:
     cv: int = 5
     epochs: int = 30
     batch_size: int | None = None  # None: 64, larger for big datasets
-    patience: int | None = 5
+    patience: int | None = 5  # folds 2..cv stop this many epochs after their best
+    monitor_patience: int | None = 8  # fold 1: None trains all --epochs
+    monitor_min_epochs: int = 15
     lr: float = 3e-3
     hidden: int = 128
     image_size: int | None = None
@@ -36,7 +38,7 @@ class ScanSettings:
     audit: str = "auto"
     filter_by: str = "prune_by_noise_rate"
     top_k: int = 1000
-    n_jobs: int = 1
+    n_jobs: int | None = None  # None: backends.auto_jobs (all cores from 5,000 samples)
     backend: str = "local"
     scheduler: str | None = None
     cache_dir: str | None = None  # None: no cache
@@ -56,6 +58,26 @@ class ScanResult:
     pred_probs: np.ndarray | None
     settings: ScanSettings
     timings: dict = field(default_factory=dict)
+    cache: object = None  # the FoldCache the folds came from, also holding the rendered plot
+
+    def history_svg(self) -> str:
+        """The loss-curve plot for the report, rendered once per history and kept in the cache.
+
+        Rendering (and importing matplotlib) is the slowest part of a re-run from the cache.
+        """
+        import hashlib
+
+        from .plot import history_svg
+
+        digest = hashlib.sha256(self.history.to_csv(index=False).encode())
+        digest.update(repr(self.verdict.to_dict()).encode())
+        name = f"plot-{digest.hexdigest()[:16]}"
+        svg = self.cache.get(name) if self.cache is not None else None
+        if not isinstance(svg, str):
+            svg = history_svg(self.history, verdict=self.verdict)
+            if self.cache is not None:
+                self.cache.put(name, svg)
+        return svg
 
     def summary(self) -> dict:
         return {
@@ -162,7 +184,8 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     model = ModelSettings(
         kind="images" if ds.kind == "images" else "features", n_classes=ds.n_classes,
         epochs=settings.epochs, batch_size=settings.batch_size or auto_batch_size(ds.n_samples),
-        lr=settings.lr, patience=settings.patience,
+        lr=settings.lr, patience=settings.patience, monitor_patience=settings.monitor_patience,
+        monitor_min_epochs=settings.monitor_min_epochs,
         hidden=settings.hidden, device=settings.device,  # resolved where torch trains
     )
     splits = fold_splits(y, cv=settings.cv, random_state=settings.seed)
@@ -170,9 +193,16 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
                                                     seed=settings.seed))
     runner = _FoldRunner(X, y, splits, model=model, settings=settings, data_kind=ds.kind,
                          cache=cache, progress=progress)
-    results = runner.run([1], members=False)
-    monitor_verdict = diagnose(history_frame(results))
-    lap("monitor")
+    if settings.audit == "always":
+        # Nothing waits for the verdict: every fold starts at once, the monitor first (it is
+        # the longest), so parallel workers stay busy.
+        results = runner.run(range(1, settings.cv + 1), members=True)
+        monitor_verdict = diagnose(history_frame(results[:1]))
+        lap("folds")
+    else:
+        results = runner.run([1], members=False)
+        monitor_verdict = diagnose(history_frame(results))
+        lap("monitor")
 
     if settings.audit == "always":
         run_audit, reason = True, "--audit always"
@@ -192,8 +222,9 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     audit = {"ran": run_audit, "reason": reason, "n_flagged": None,
              "estimated_noise_rate": None}
     if run_audit:
-        results = runner.run(range(1, settings.cv + 1), members=True)
-        lap("folds")
+        if len(results) < settings.cv:
+            results = runner.run(range(1, settings.cv + 1), members=True)
+            lap("folds")
         members = out_of_fold(results, ds.n_samples, ds.n_classes)
         pred_probs = pool_probs(list(members.values()))
         from cleanlab.rank import get_label_quality_scores
@@ -218,7 +249,7 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     audit["best_epochs"] = [r.best_epoch for r in results]
     timings["total"] = time.perf_counter() - started
     return ScanResult(dataset=ds, history=history, verdict=verdict, audit=audit, issues=issues,
-                      pred_probs=pred_probs, settings=settings, timings=timings)
+                      pred_probs=pred_probs, settings=settings, timings=timings, cache=cache)
 
 
 class _FoldRunner:
@@ -230,8 +261,9 @@ class _FoldRunner:
         self.cache, self.progress = cache, progress
 
     def run(self, folds, *, members: bool) -> list:
-        from .backends import execute
+        from .backends import auto_jobs, execute
 
+        n_jobs = self.settings.n_jobs or auto_jobs(len(self.y))
         results, extra, jobs = {}, {}, []
         for fold in folds:
             results[fold] = self.cache.get(f"fold{fold}")
@@ -244,7 +276,7 @@ class _FoldRunner:
                     data_kind=self.data_kind, want_model=results[fold] is None,
                     want_members=extra[fold] is None))
         for fold, result, fold_members in execute(
-                self.X, self.y, jobs, backend=self.settings.backend, n_jobs=self.settings.n_jobs,
+                self.X, self.y, jobs, backend=self.settings.backend, n_jobs=n_jobs,
                 scheduler=self.settings.scheduler, progress=self.progress,
                 total_epochs=self.model.epochs):
             if result is not None:

@@ -21,6 +21,8 @@ class ModelSettings:
     lr: float = 1e-3
     hidden: int = 128
     patience: int | None = 5  # early stopping for the folds after the monitor
+    monitor_patience: int | None = 8  # the monitor watches the gap this long past its best epoch
+    monitor_min_epochs: int = 15
     device: str = "cpu"
 
 
@@ -76,7 +78,10 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
         kind=settings.kind, n_classes=settings.n_classes, epochs=settings.epochs,
         batch_size=settings.batch_size, lr=settings.lr, hidden=settings.hidden,
         device=settings.device, random_state=random_state + fold,
-        patience=None if fold == 1 else settings.patience,  # the monitor's curves stay whole
+        # The monitor (fold 1) trains on past its best validation epoch, long enough for the gap
+        # verdict to see a climb; the other folds only need their best epoch's probabilities.
+        patience=settings.monitor_patience if fold == 1 else settings.patience,
+        min_epochs=settings.monitor_min_epochs if fold == 1 else 0,
     )
     model.fit(X[train_index], y[train_index], X_val=X[test_index], y_val=y[test_index],
               on_epoch=on_epoch)
