@@ -291,10 +291,14 @@ def labelaudit_scan(bench: Bench, labels, *, seed: int = 0, settings=None) -> Fo
     pred_probs = None
     if set(result.dataset.classes) == set(bench.classes):  # columns in the bench's class order
         columns = [result.dataset.classes.index(c) for c in bench.classes]
-        pred_probs = result.pred_probs[[loaded[i] for i in ids]][:, columns]
+        rows = [loaded[i] for i in ids]
+        pred_probs = result.pred_probs[rows][:, columns]
+        member_probs = {name: probs[rows][:, columns]
+                        for name, probs in (result.member_probs or {}).items()}
     return Found(is_label_issue=is_issue, label_quality=quality,
                  estimated_noise_rate=float(result.audit["estimated_noise_rate"]),
-                 extra={"seconds": seconds, "members": members, "pred_probs": pred_probs})
+                 extra={"seconds": seconds, "members": members, "pred_probs": pred_probs,
+                        "member_probs": member_probs if pred_probs is not None else {}})
 
 
 CONTENDERS = {"recipe": recipe, "datalab-knn": datalab_knn, "expert": expert,

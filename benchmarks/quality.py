@@ -167,7 +167,8 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
     pred_probs = found.extra.get("pred_probs")
     rows = {}
     if pred_probs is not None:
-        for filter_by in ("both", "confident_learning", "prune_by_class"):
+        for filter_by in ("both", "confident_learning", "prune_by_class", "low_self_confidence",
+                          "low_normalized_margin"):
             variant = Found(find_label_issues(labels, pred_probs, filter_by=filter_by),
                             found.label_quality, found.estimated_noise_rate)
             rows[f"labelaudit[filter={filter_by}]"] = score(is_noisy, variant)
@@ -176,6 +177,30 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
                             get_label_quality_scores(labels, pred_probs, method=method),
                             found.estimated_noise_rate)
             rows[f"labelaudit[rank={method}]"] = score(is_noisy, variant)
+    member_probs = found.extra.get("member_probs") or {}
+    if member_probs:
+        from cleanlab.rank import get_label_quality_ensemble_scores
+
+        from labelaudit.audit import pool_probs
+
+        probs = list(member_probs.values())
+        for weight in ("uniform", "accuracy"):
+            quality = get_label_quality_ensemble_scores(labels, probs,
+                                                        weight_ensemble_members_by=weight)
+            rows[f"labelaudit[rank=ensemble-{weight}]"] = score(
+                is_noisy, Found(found.is_label_issue, quality, found.estimated_noise_rate))
+        accuracy = [float((p.argmax(1) == labels).mean()) for p in probs]
+        for name, weights in (("accuracy", accuracy),
+                              ("accuracy-squared", np.square(accuracy))):
+            pooled = pool_probs(probs, weights)
+            rows[f"labelaudit[pool-weighted={name}]"] = score(is_noisy, Found(
+                find_label_issues(labels, pooled), get_label_quality_scores(labels, pooled),
+                found.estimated_noise_rate))
+        for left_out in member_probs:
+            kept = pool_probs([p for name, p in member_probs.items() if name != left_out])
+            rows[f"labelaudit[pool-without={left_out}]"] = score(is_noisy, Found(
+                find_label_issues(labels, kept), get_label_quality_scores(labels, kept),
+                found.estimated_noise_rate))
     for member, quality in found.extra.get("members", {}).items():
         rows[f"labelaudit[member={member}]"] = {
             "precision": np.nan, "recall": np.nan, "f1": np.nan,

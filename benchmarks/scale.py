@@ -120,6 +120,8 @@ def scan(data: Path, out: Path, *extra: str) -> dict:
     summary = json.loads(run["stdout"])
     run["timings"] = summary["timings"]
     run["n_flagged"] = summary["audit"]["n_flagged"]
+    run["regime"] = summary["gap"]["regime"]
+    run["audited"] = summary["audit"]["ran"]
     return run
 
 
@@ -139,7 +141,8 @@ def fmt(row: dict) -> str:
     full, healthy, rerun = row["full"], row["healthy"], row["rerun"]
     return (f"| {row['data']} | {full['wall_s']:.1f} ({full['cpu_s']:.0f}) | "
             f"{f'{rss:.0f}' if rss else 'n/a'} | {stages} | {healthy['wall_s']:.1f} "
-            f"({healthy['cpu_s']:.0f}) | {healthy['wall_s'] / full['wall_s']:.0%} "
+            f"({healthy['cpu_s']:.0f}), {healthy['regime']}"
+            f"{', audited' if healthy['audited'] else ''} | {healthy['wall_s'] / full['wall_s']:.0%} "
             f"({healthy['cpu_s'] / full['cpu_s']:.0%}) | {rerun['wall_s']:.1f} | "
             f"{full['wall_s'] / rerun['wall_s']:.1f}x | {row['recipe']['wall_s']:.1f} |")
 

@@ -7,7 +7,7 @@ import numpy as np
 ISSUE_COLUMNS = ["id", "given_label", "suggested_label", "label_quality", "is_label_issue", "rank"]
 
 
-def pool_probs(members) -> np.ndarray:
+def pool_probs(members, weights=None) -> np.ndarray:
     """Geometric mean of the members' probabilities, renormalized (log-linear pooling).
 
     A sample counts as well labeled only when every member agrees; on the noisy digits demo
@@ -17,8 +17,8 @@ def pool_probs(members) -> np.ndarray:
     >>> pool_probs([np.array([[0.9, 0.1]]), np.array([[0.5, 0.5]])]).round(3)
     array([[0.75, 0.25]])
     """
-    logs = np.mean([np.log(np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1.0))
-                    for p in members], axis=0)
+    logs = np.average([np.log(np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1.0))
+                       for p in members], axis=0, weights=weights)
     pooled = np.exp(logs - logs.max(axis=1, keepdims=True))
     return (pooled / pooled.sum(axis=1, keepdims=True)).astype(np.float32)
 

@@ -59,6 +59,7 @@ class ScanResult:
     settings: ScanSettings
     timings: dict = field(default_factory=dict)
     cache: object = None  # the FoldCache the folds came from, also holding the rendered plot
+    member_probs: dict | None = None  # ensemble member -> out-of-fold probabilities
 
     def history_svg(self) -> str:
         """The loss-curve plot for the report, rendered once per history and kept in the cache.
@@ -104,6 +105,15 @@ def auto_batch_size(n_samples: int) -> int:
     if n_train // 100 > 64:
         return min(4096, n_train // 100)
     return max(8, min(64, n_train // 8))
+
+
+def image_shift(ds) -> int:
+    """Pixels of random translation while training: 2 for images above 16 pixels, else 0.
+
+    Digits-sized images (8x8) have no room to move: a 2-pixel shift there is a quarter of the
+    image.
+    """
+    return 2 if ds.kind == "images" and ds.inputs.shape[-1] > 16 else 0
 
 
 def validate_settings(settings: ScanSettings) -> None:
@@ -185,7 +195,7 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
         kind="images" if ds.kind == "images" else "features", n_classes=ds.n_classes,
         epochs=settings.epochs, batch_size=settings.batch_size or auto_batch_size(ds.n_samples),
         lr=settings.lr, patience=settings.patience, monitor_patience=settings.monitor_patience,
-        monitor_min_epochs=settings.monitor_min_epochs,
+        monitor_min_epochs=settings.monitor_min_epochs, shift=image_shift(ds),
         hidden=settings.hidden, device=settings.device,  # resolved where torch trains
     )
     splits = fold_splits(y, cv=settings.cv, random_state=settings.seed)
@@ -218,7 +228,7 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
                   f"{monitor_verdict.regime}), so the labels are not the first suspect; pass "
                   "--audit always to audit anyway")
 
-    issues = pred_probs = None
+    issues = pred_probs = members = None
     audit = {"ran": run_audit, "reason": reason, "n_flagged": None,
              "estimated_noise_rate": None}
     if run_audit:
@@ -230,11 +240,13 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
         from cleanlab.rank import get_label_quality_scores
 
         model_name = "cnn" if ds.kind == "images" else "mlp"
-        evidence = {f"quality_{model_name if name == 'model' else name}":
-                    get_label_quality_scores(y, probs) for name, probs in members.items()}
+        members = {model_name if name == "model" else name: probs
+                   for name, probs in members.items()}
+        evidence = {f"quality_{name}": get_label_quality_scores(y, probs)
+                    for name, probs in members.items()}
         issues, estimates = find_issues(y, pred_probs, ids=ds.ids, classes=ds.classes,
                                         filter_by=settings.filter_by, evidence=evidence)
-        estimates["members"] = [model_name if n == "model" else n for n in members]
+        estimates["members"] = list(members)
         if decisions is not None:
             from .apply import mark_reviewed
 
@@ -249,7 +261,8 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     audit["best_epochs"] = [r.best_epoch for r in results]
     timings["total"] = time.perf_counter() - started
     return ScanResult(dataset=ds, history=history, verdict=verdict, audit=audit, issues=issues,
-                      pred_probs=pred_probs, settings=settings, timings=timings, cache=cache)
+                      pred_probs=pred_probs, settings=settings, timings=timings, cache=cache,
+                      member_probs=members)
 
 
 class _FoldRunner:

@@ -23,6 +23,7 @@ class ModelSettings:
     patience: int | None = 5  # early stopping for the folds after the monitor
     monitor_patience: int | None = 8  # the monitor watches the gap this long past its best epoch
     monitor_min_epochs: int = 15
+    shift: int = 0  # images: random translation by up to this many pixels while training
     device: str = "cpu"
 
 
@@ -81,7 +82,7 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
         # The monitor (fold 1) trains on past its best validation epoch, long enough for the gap
         # verdict to see a climb; the other folds only need their best epoch's probabilities.
         patience=settings.monitor_patience if fold == 1 else settings.patience,
-        min_epochs=settings.monitor_min_epochs if fold == 1 else 0,
+        min_epochs=settings.monitor_min_epochs if fold == 1 else 0, shift=settings.shift,
     )
     model.fit(X[train_index], y[train_index], X_val=X[test_index], y_val=y[test_index],
               on_epoch=on_epoch)

@@ -1,0 +1,85 @@
+"""The torch models' training rules: early stopping, the monitor's stopping rule, augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_iris
+
+from labelaudit.backends import PARALLEL_FROM, auto_jobs
+from labelaudit.models import TorchClassifier
+from labelaudit.scan import ScanSettings, scan
+
+
+def _iris():
+    X, y = load_iris(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    X = ((X - X.mean(0)) / X.std(0)).astype(np.float32)[order]
+    return X[:100], y[order][:100], X[100:], y[order][100:]
+
+
+@pytest.mark.parametrize("patience, min_epochs", [(2, 0), (2, 12), (4, 6)])
+def test_early_stopping_waits_patience_epochs_past_the_best_and_min_epochs(patience, min_epochs):
+    X, y, X_val, y_val = _iris()
+    # A high learning rate makes the validation loss bottom out early and then rise.
+    clf = TorchClassifier(kind="features", epochs=40, lr=0.05, batch_size=16, patience=patience,
+                          min_epochs=min_epochs).fit(X, y, X_val=X_val, y_val=y_val)
+    val = [h["val_loss"] for h in clf.history_]
+    stopped = len(val)
+    assert stopped < 40, "validation loss never stopped improving; the test needs a harder case"
+    assert stopped >= min_epochs
+    best = int(np.argmin(val)) + 1
+    assert clf.best_epoch_ == best
+    assert stopped - best >= patience
+    # It stopped at the first epoch the rule allowed, not later.
+    running_best = [int(np.argmin(val[:e])) + 1 for e in range(1, stopped + 1)]
+    allowed = [e for e in range(1, stopped + 1)
+               if e >= min_epochs and e - running_best[e - 1] >= patience]
+    assert allowed[0] == stopped
+
+
+def test_shift_translates_whole_images_and_keeps_edges():
+    clf = TorchClassifier(kind="images", shift=2)
+    batch = torch.arange(3 * 1 * 6 * 6, dtype=torch.float32).reshape(3, 1, 6, 6)
+    shifted = clf._shifted(batch, torch.Generator().manual_seed(0))
+    assert shifted.shape == batch.shape
+    padded = torch.nn.functional.pad(batch, (2, 2, 2, 2), mode="replicate")
+    for i in range(3):  # each image is one window of its padded self
+        windows = [(dy, dx) for dy in range(5) for dx in range(5)
+                   if torch.equal(padded[i, :, dy:dy + 6, dx:dx + 6], shifted[i])]
+        assert windows, f"image {i} is not a translation of the input"
+    again = clf._shifted(batch, torch.Generator().manual_seed(0))
+    assert torch.equal(shifted, again)  # seeded: the same shifts every run
+
+
+def test_scan_shifts_only_images_larger_than_16_pixels(tmp_path):
+    from labelaudit.data import Dataset
+    from labelaudit.scan import image_shift
+
+    def ds(kind, shape):
+        return Dataset(path="x", kind=kind, ids=np.array(["0"]), labels=np.array([0]),
+                       classes=("a",), inputs=np.zeros(shape, dtype=np.uint8))
+
+    assert image_shift(ds("images", (1, 1, 8, 8))) == 0
+    assert image_shift(ds("images", (1, 3, 28, 28))) == 2
+    assert image_shift(ds("tabular", (1, 28))) == 0
+
+
+def test_monitor_watches_past_its_best_epoch(table_csv):
+    result = scan(table_csv, ScanSettings(cv=3, audit="never", epochs=30))
+    monitor = result.history[result.history["fold"] == 1]
+    epochs = len(monitor)
+    best = int(monitor["val_loss"].to_numpy().argmin()) + 1
+    assert epochs >= 15
+    assert epochs == 30 or epochs - best >= 8
+    # None trains every epoch, the curve the gap rule was first calibrated on.
+    whole = scan(table_csv, ScanSettings(cv=3, audit="never", epochs=30, monitor_patience=None))
+    assert len(whole.history) == 30
+
+
+def test_folds_run_in_parallel_only_where_it_pays():
+    from joblib import cpu_count
+
+    assert auto_jobs(PARALLEL_FROM - 1) == 1
+    assert auto_jobs(PARALLEL_FROM) == cpu_count()
