@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 ISSUE_COLUMNS = ["id", "given_label", "suggested_label", "label_quality", "is_label_issue", "rank"]
+# Above this many probabilities (rows x classes, 2 GB as float64 copies in cleanlab's in-memory
+# filters), cleanlab's batched, low-memory filter decides is_label_issue.
+LOW_MEMORY_FROM = 250_000_000
+POOL_CHUNK = 200_000  # rows pooled at a time, so float64 temporaries stay small
 
 
 def pool_probs(members, weights=None) -> np.ndarray:
@@ -17,10 +21,14 @@ def pool_probs(members, weights=None) -> np.ndarray:
     >>> pool_probs([np.array([[0.9, 0.1]]), np.array([[0.5, 0.5]])]).round(3)
     array([[0.75, 0.25]])
     """
-    logs = np.average([np.log(np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1.0))
-                       for p in members], axis=0, weights=weights)
-    pooled = np.exp(logs - logs.max(axis=1, keepdims=True))
-    return (pooled / pooled.sum(axis=1, keepdims=True)).astype(np.float32)
+    out = np.empty(np.shape(members[0]), dtype=np.float32)
+    for start in range(0, len(out), POOL_CHUNK):
+        rows = slice(start, start + POOL_CHUNK)
+        logs = np.average([np.log(np.clip(np.asarray(p[rows], dtype=np.float64), 1e-6, 1.0))
+                           for p in members], axis=0, weights=weights)
+        pooled = np.exp(logs - logs.max(axis=1, keepdims=True))
+        out[rows] = pooled / pooled.sum(axis=1, keepdims=True)
+    return out
 
 
 def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_by_noise_rate",
@@ -46,15 +54,25 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
     from cleanlab.rank import get_label_quality_scores
 
     labels = np.asarray(labels, dtype=np.int64)
-    pred_probs = np.asarray(pred_probs, dtype=np.float64)
-    n, k = pred_probs.shape
+    n, k = np.shape(pred_probs)
+    low_memory = n * k > LOW_MEMORY_FROM
+    pred_probs = np.asarray(pred_probs, dtype=np.float32 if low_memory else np.float64)
     ids = np.arange(n).astype(str) if ids is None else np.asarray(ids, dtype=object)
     classes = [str(c) for c in range(k)] if classes is None else list(classes)
 
     quality = get_label_quality_scores(labels, pred_probs, method=rank_by)
     # cleanlab's worker processes only pay off on big inputs; small ones finish before they start.
-    is_issue = find_label_issues(labels, pred_probs, filter_by=filter_by,
-                                 n_jobs=None if n > 200_000 else 1)
+    if low_memory:
+        from cleanlab.experimental.label_issues_batched import find_label_issues_batched
+
+        # Approximates filter_by="low_self_confidence": as many issues as the confident joint
+        # estimates, the lowest-quality ones, without cleanlab's in-memory copies.
+        filter_by = "low_self_confidence (batched, low memory)"
+        is_issue = find_label_issues_batched(labels, pred_probs, batch_size=100_000, n_jobs=1,
+                                             verbose=False, return_mask=True)
+    else:
+        is_issue = find_label_issues(labels, pred_probs, filter_by=filter_by,
+                                     n_jobs=None if n > 200_000 else 1)
     suggested = pred_probs.argmax(1)
     joint = estimate_joint(labels, pred_probs)
 

@@ -32,8 +32,9 @@ quantity for the two losses.
    not this. Both losses are read from the median curves over folds, smoothed with a rolling
    median of three epochs; the training loss is taken at the last epoch whose validation loss
    is within ``PLATEAU_TOL * s`` of the best (on a flat stretch noise alone picks the minimum).
-3. ``underfitting`` when the final training loss is above ``UNDERFIT * s``, or the training loss
-   has fallen by less than ``FALLING * s`` over the whole run.
+3. ``underfitting`` when the later half's median training loss is above ``UNDERFIT * s``, or
+   it lies less than ``FALLING * s`` below the first epoch's (the median, so that one unstable
+   epoch at the end does not count).
 4. ``too-little-evidence`` when the gap-growth interval holds both zero and ``STEEP_GROWTH``:
    the curves are too noisy to tell a flat gap from a steep climb.
 5. ``over-parametrized`` when the validation loss is not falling (``val_change >= -FALLING``)
@@ -276,7 +277,10 @@ def diagnose(history) -> GapVerdict:
 
     gap_t, train_t, val_t = trend("gap"), trend("train_loss"), trend("val_loss")
     final_train = float(curve["train_loss"].iloc[-1]) / scale
-    fallen = float(curve["train_loss"].iloc[0] - curve["train_loss"].iloc[-1]) / scale
+    # Underfitting is read from the later half's median training loss, so one unstable last
+    # epoch (an optimizer spike on a loss near zero) does not make a fitted model look unfit.
+    later_train = float(curve.loc[curve.index >= window_start, "train_loss"].median()) / scale
+    fallen = float(curve["train_loss"].iloc[0]) / scale - later_train
     smooth = curve[["train_loss", "val_loss"]].rolling(3, center=True, min_periods=1).median()
     smooth = smooth / scale
     near_best = smooth.index[smooth["val_loss"] <= smooth["val_loss"].min() + PLATEAU_TOL]
@@ -318,9 +322,9 @@ def diagnose(history) -> GapVerdict:
             "validation loss not falling, and the training loss still high at the best "
             "validation epoch: part of the training labels is not explained by the rest"],
             **common)
-    if final_train > UNDERFIT or fallen < FALLING:
-        why = (f"final training loss {final_train:.2f} of the scale is above {UNDERFIT}"
-               if final_train > UNDERFIT else
+    if later_train > UNDERFIT or fallen < FALLING:
+        why = (f"the later half's median training loss, {later_train:.2f} of the scale, is "
+               f"above {UNDERFIT}" if later_train > UNDERFIT else
                f"training loss fell by only {fallen:.2f} of the scale over the run")
         return _verdict("underfitting", evidence=evidence + [f"rule: {why}"], **common)
     if gap_t.low <= 0 < STEEP_GROWTH <= gap_t.high:

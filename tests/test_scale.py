@@ -93,3 +93,47 @@ def test_dask_without_scheduler_is_a_usage_error(tmp_path, table_csv, monkeypatc
                                  "--cv", "2", "-q"])
     assert result.exit_code == 2
     assert "--scheduler" in result.output
+
+
+def _noisy_probs(n=3000, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k)) + 4.0 * np.eye(k)[truth]
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = truth.copy()
+    flipped = rng.random(n) < 0.1
+    labels[flipped] = (truth[flipped] + 1) % k
+    return labels, probs.astype(np.float32), flipped
+
+
+def test_low_memory_path_uses_cleanlabs_batched_filter(monkeypatch):
+    from labelaudit import audit
+
+    labels, probs, flipped = _noisy_probs()
+    in_memory, _ = audit.find_issues(labels, probs)
+    monkeypatch.setattr(audit, "LOW_MEMORY_FROM", 0)
+    batched, estimates = audit.find_issues(labels, probs)
+    assert estimates["filter_by"].startswith("low_self_confidence (batched")
+    # Same scores and ranking; the batched filter still finds the flipped labels.
+    np.testing.assert_allclose(in_memory["label_quality"], batched["label_quality"], atol=1e-6)
+    assert list(in_memory["id"][:50]) == list(batched["id"][:50])
+    found = batched.set_index("id").loc[np.arange(len(labels)).astype(str), "is_label_issue"]
+    flagged = found.to_numpy(dtype=bool)
+    from cleanlab.filter import find_label_issues
+
+    # It approximates cleanlab's in-memory low_self_confidence filter, and finds the flips.
+    reference = find_label_issues(labels, probs, filter_by="low_self_confidence")
+    assert (flagged == reference).mean() > 0.98
+    assert (flagged & flipped).sum() / flipped.sum() > 0.7
+    assert (flagged & flipped).sum() / flagged.sum() > 0.8
+
+
+def test_pooling_in_chunks_equals_pooling_at_once(monkeypatch):
+    from labelaudit import audit
+
+    _, a, _ = _noisy_probs(seed=1)
+    _, b, _ = _noisy_probs(seed=2)
+    whole = audit.pool_probs([a, b], weights=[0.7, 0.3])
+    monkeypatch.setattr(audit, "POOL_CHUNK", 7)
+    np.testing.assert_array_equal(whole, audit.pool_probs([a, b], weights=[0.7, 0.3]))
+    assert whole.dtype == np.float32
