@@ -142,7 +142,8 @@ def fmt(row: dict) -> str:
     return (f"| {row['data']} | {full['wall_s']:.1f} ({full['cpu_s']:.0f}) | "
             f"{f'{rss:.0f}' if rss else 'n/a'} | {stages} | {healthy['wall_s']:.1f} "
             f"({healthy['cpu_s']:.0f}), {healthy['regime']}"
-            f"{', audited' if healthy['audited'] else ''} | {healthy['wall_s'] / full['wall_s']:.0%} "
+            f"{', audited' if healthy['audited'] else ''} | "
+            f"{healthy['wall_s'] / full['wall_s']:.0%} "
             f"({healthy['cpu_s'] / full['cpu_s']:.0%}) | {rerun['wall_s']:.1f} | "
             f"{full['wall_s'] / rerun['wall_s']:.1f}x | {row['recipe']['wall_s']:.1f} |")
 
@@ -159,8 +160,9 @@ def main() -> None:
     image_sizes = args.images if args.images is not None else (
         [1_000] if args.quick else [1_000, 10_000])
     rows = []
-    print("| data | full audit s (CPU s) | peak RSS MB | stages s | healthy (auto) s (CPU s) "
-          "| healthy / full, wall (CPU) | cached re-run s | cache speed-up | recipe s |")
+    print("| data | full audit s (CPU s) | peak RSS MB | stages s "
+          "| healthy (auto) s (CPU s), verdict | healthy / full, wall (CPU) | cached re-run s "
+          "| cache speed-up | recipe s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -43,7 +43,7 @@ def _build_network(kind: str, n_features: int | tuple, n_classes: int, hidden: i
             )
         c1, c2 = 32, 64  # small images (digits' 8x8): wide layers and max pooling are cheap
         pooled = max(1, size // 4)
-        side = -(-(-(-size // 2)) // 2)  # after two ceil-mode 2x2 poolings
+        side = ((size + 1) // 2 + 1) // 2  # after two ceil-mode 2x2 poolings
         layers = [
             nn.Conv2d(channels, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
             nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import load_iris
 
 from labelaudit.backends import PARALLEL_FROM, auto_jobs
@@ -40,6 +39,8 @@ def test_early_stopping_waits_patience_epochs_past_the_best_and_min_epochs(patie
 
 
 def test_shift_translates_whole_images_and_keeps_edges():
+    import torch
+
     clf = TorchClassifier(kind="images", shift=2)
     batch = torch.arange(3 * 1 * 6 * 6, dtype=torch.float32).reshape(3, 1, 6, 6)
     shifted = clf._shifted(batch, torch.Generator().manual_seed(0))
