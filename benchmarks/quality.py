@@ -184,11 +184,21 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
         from labelaudit.audit import pool_probs
 
         probs = list(member_probs.values())
+        from cleanlab.count import num_label_issues
+
         for weight in ("uniform", "accuracy"):
             quality = get_label_quality_ensemble_scores(labels, probs,
                                                         weight_ensemble_members_by=weight)
             rows[f"labelaudit[rank=ensemble-{weight}]"] = score(
                 is_noisy, Found(found.is_label_issue, quality, found.estimated_noise_rate))
+            # The same count of flags, chosen by this ranking instead of by the filter.
+            for count_name, count in (
+                    ("flagged", int(found.is_label_issue.sum())),
+                    ("num_label_issues", int(num_label_issues(labels, pred_probs)))):
+                lowest = np.zeros(len(labels), dtype=bool)
+                lowest[np.argsort(quality, kind="stable")[:count]] = True
+                rows[f"labelaudit[rank=ensemble-{weight},flag-lowest={count_name}]"] = score(
+                    is_noisy, Found(lowest, quality, found.estimated_noise_rate))
         accuracy = [float((p.argmax(1) == labels).mean()) for p in probs]
         for name, weights in (("accuracy", accuracy),
                               ("accuracy-squared", np.square(accuracy))):

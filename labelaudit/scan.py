@@ -144,7 +144,7 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     >>> result = scan("datasets/wine-noisy.csv", ScanSettings(audit="always"))  # doctest: +SKIP
     >>> result.audit["n_flagged"]  # doctest: +SKIP
     """
-    from .audit import find_issues, pool_probs
+    from .audit import ensemble_quality, find_issues, pool_probs
     from .cache import FoldCache, cache_key, fingerprint
     from .data import load_dataset
     from .features import make_features
@@ -245,7 +245,9 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
         evidence = {f"quality_{name}": get_label_quality_scores(y, probs)
                     for name, probs in members.items()}
         issues, estimates = find_issues(y, pred_probs, ids=ds.ids, classes=ds.classes,
-                                        filter_by=settings.filter_by, evidence=evidence)
+                                        filter_by=settings.filter_by, evidence=evidence,
+                                        label_quality=ensemble_quality(y, members.values()))
+        estimates["rank_by"] = "ensemble self_confidence, members weighted by accuracy"
         estimates["members"] = list(members)
         if decisions is not None:
             from .apply import mark_reviewed
