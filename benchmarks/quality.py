@@ -179,38 +179,35 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
             rows[f"labelaudit[rank={method}]"] = score(is_noisy, variant)
     member_probs = found.extra.get("member_probs") or {}
     if member_probs:
-        from cleanlab.rank import get_label_quality_ensemble_scores
-
-        from labelaudit.audit import pool_probs
-
-        probs = list(member_probs.values())
         from cleanlab.count import num_label_issues
 
-        for weight in ("uniform", "accuracy"):
-            quality = get_label_quality_ensemble_scores(labels, probs,
-                                                        weight_ensemble_members_by=weight)
-            rows[f"labelaudit[rank=ensemble-{weight}]"] = score(
-                is_noisy, Found(found.is_label_issue, quality, found.estimated_noise_rate))
-            # The same count of flags, chosen by this ranking instead of by the filter.
-            for count_name, count in (
-                    ("flagged", int(found.is_label_issue.sum())),
-                    ("num_label_issues", int(num_label_issues(labels, pred_probs)))):
-                lowest = np.zeros(len(labels), dtype=bool)
-                lowest[np.argsort(quality, kind="stable")[:count]] = True
-                rows[f"labelaudit[rank=ensemble-{weight},flag-lowest={count_name}]"] = score(
-                    is_noisy, Found(lowest, quality, found.estimated_noise_rate))
-        accuracy = [float((p.argmax(1) == labels).mean()) for p in probs]
-        for name, weights in (("accuracy", accuracy),
-                              ("accuracy-squared", np.square(accuracy))):
-            pooled = pool_probs(probs, weights)
-            rows[f"labelaudit[pool-weighted={name}]"] = score(is_noisy, Found(
-                find_label_issues(labels, pooled), get_label_quality_scores(labels, pooled),
-                found.estimated_noise_rate))
+        from labelaudit.audit import member_weights, pool_probs
+
+        def pooled_row(pooled, filter_by="prune_by_noise_rate"):
+            return score(is_noisy, Found(find_label_issues(labels, pooled, filter_by=filter_by),
+                                         get_label_quality_scores(labels, pooled),
+                                         found.estimated_noise_rate))
+
+        probs = list(member_probs.values())
+        weights = member_weights(labels, probs)
+        # Pooling alternatives to the default (the accuracy-weighted mean).
+        logs = np.mean([np.log(np.clip(p.astype(np.float64), 1e-6, 1.0)) for p in probs], 0)
+        geometric = np.exp(logs - logs.max(1, keepdims=True))
+        rows["labelaudit[pool=geometric-mean]"] = pooled_row(
+            geometric / geometric.sum(1, keepdims=True))
+        rows["labelaudit[pool=uniform-mean]"] = pooled_row(pool_probs(probs))
+        rows["labelaudit[pool=accuracy-squared]"] = pooled_row(
+            pool_probs(probs, np.square(weights)))
         for left_out in member_probs:
-            kept = pool_probs([p for name, p in member_probs.items() if name != left_out])
-            rows[f"labelaudit[pool-without={left_out}]"] = score(is_noisy, Found(
-                find_label_issues(labels, kept), get_label_quality_scores(labels, kept),
-                found.estimated_noise_rate))
+            kept = [p for name, p in member_probs.items() if name != left_out]
+            rows[f"labelaudit[pool-without={left_out}]"] = pooled_row(
+                pool_probs(kept, member_weights(labels, kept)))
+        # As many flags as cleanlab estimates errors, the lowest-ranked ones.
+        lowest = np.zeros(len(labels), dtype=bool)
+        count = int(num_label_issues(labels, pred_probs))
+        lowest[np.argsort(found.label_quality, kind="stable")[:count]] = True
+        rows["labelaudit[flag-lowest=num_label_issues]"] = score(
+            is_noisy, Found(lowest, found.label_quality, found.estimated_noise_rate))
     for member, quality in found.extra.get("members", {}).items():
         rows[f"labelaudit[member={member}]"] = {
             "precision": np.nan, "recall": np.nan, "f1": np.nan,

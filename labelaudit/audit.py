@@ -11,55 +11,45 @@ LOW_MEMORY_FROM = 250_000_000
 POOL_CHUNK = 200_000  # rows pooled at a time, so float64 temporaries stay small
 
 
+def member_weights(labels, members) -> list[float]:
+    """Each member's accuracy on the given labels: cleanlab's weights for ensemble scoring.
+
+    >>> member_weights(np.array([0, 1]), [np.array([[.9, .1], [.2, .8]]),
+    ...                                   np.array([[.6, .4], [.7, .3]])])
+    [1.0, 0.5]
+    """
+    labels = np.asarray(labels)
+    return [float((np.asarray(p).argmax(1) == labels).mean()) for p in members]
+
+
 def pool_probs(members, weights=None) -> np.ndarray:
-    """Geometric mean of the members' probabilities, renormalized (log-linear pooling).
+    """The members' probabilities averaged, weighted by `weights` (e.g. `member_weights`).
 
-    A sample counts as well labeled only when every member agrees; on the noisy digits demo
-    this finds more of the injected errors than the arithmetic mean (recall 0.85 vs 0.80 at
-    precision 0.97 vs 0.98).
+    With accuracy weights, the pooled self-confidence in the given label equals cleanlab's
+    ensemble label-quality score (`get_label_quality_ensemble_scores`,
+    `weight_ensemble_members_by="accuracy"`), so cleanlab's filter and its ensemble ranking read
+    the same probabilities. On the quality benchmark's quick run and 4,000 MNIST images this
+    found more of the injected errors than the geometric mean of the members, which it replaced:
+    F1 +0.3 to +2.6 points on four of the five settings, -0.3 on the mixed table; AUPRC +0.1 to
+    +3.0 points on all five.
 
-    >>> pool_probs([np.array([[0.9, 0.1]]), np.array([[0.5, 0.5]])]).round(3)
-    array([[0.75, 0.25]])
+    >>> pool_probs([np.array([[0.9, 0.1]]), np.array([[0.5, 0.5]])], weights=[3, 1])
+    array([[0.8, 0.2]], dtype=float32)
     """
     out = np.empty(np.shape(members[0]), dtype=np.float32)
     for start in range(0, len(out), POOL_CHUNK):
         rows = slice(start, start + POOL_CHUNK)
-        logs = np.average([np.log(np.clip(np.asarray(p[rows], dtype=np.float64), 1e-6, 1.0))
-                           for p in members], axis=0, weights=weights)
-        pooled = np.exp(logs - logs.max(axis=1, keepdims=True))
+        pooled = np.average([np.asarray(p[rows], dtype=np.float64) for p in members], axis=0,
+                            weights=weights)
         out[rows] = pooled / pooled.sum(axis=1, keepdims=True)
     return out
-
-
-def ensemble_quality(labels, members) -> np.ndarray:
-    """Label quality from every ensemble member: cleanlab's ensemble score, members weighted by
-    their accuracy on the given labels (the mean of their self-confidences).
-
-    Ranking by it found more of the injected errors than ranking by the pooled probabilities on
-    every setting of the quality benchmark's quick run and on MNIST (AUPRC +0.1 to +3.0 points).
-
-    >>> ensemble_quality(np.array([0, 1]), [np.array([[.9, .1], [.8, .2]]),
-    ...                                     np.array([[.7, .3], [.6, .4]])]).round(3)
-    array([0.8, 0.3])
-    """
-    from cleanlab.rank import get_label_quality_ensemble_scores
-
-    members = list(members)
-    if len(members) == 1:
-        from cleanlab.rank import get_label_quality_scores
-
-        return get_label_quality_scores(labels, members[0])
-    return get_label_quality_ensemble_scores(np.asarray(labels), members,
-                                             weight_ensemble_members_by="accuracy",
-                                             verbose=False)
 
 
 def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_by_noise_rate",
                 rank_by="self_confidence", label_quality=None, evidence=None):
     """One row per sample, sorted by label_quality ascending, with cleanlab's verdicts.
 
-    `label_quality` overrides the scores computed from `pred_probs` with `rank_by` (e.g.
-    `ensemble_quality` of the members whose pooled probabilities are `pred_probs`).
+    `label_quality` overrides the scores computed from `pred_probs` with `rank_by`.
 
     `evidence` maps column names to per-sample arrays (in input order) appended after the
     contract's six columns, e.g. each ensemble member's own label quality.

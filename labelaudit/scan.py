@@ -144,7 +144,7 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     >>> result = scan("datasets/wine-noisy.csv", ScanSettings(audit="always"))  # doctest: +SKIP
     >>> result.audit["n_flagged"]  # doctest: +SKIP
     """
-    from .audit import ensemble_quality, find_issues, pool_probs
+    from .audit import find_issues, member_weights, pool_probs
     from .cache import FoldCache, cache_key, fingerprint
     from .data import load_dataset
     from .features import make_features
@@ -236,7 +236,8 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
             results = runner.run(range(1, settings.cv + 1), members=True)
             lap("folds")
         members = out_of_fold(results, ds.n_samples, ds.n_classes)
-        pred_probs = pool_probs(list(members.values()))
+        weights = member_weights(y, members.values())
+        pred_probs = pool_probs(list(members.values()), weights)
         from cleanlab.rank import get_label_quality_scores
 
         model_name = "cnn" if ds.kind == "images" else "mlp"
@@ -245,10 +246,9 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
         evidence = {f"quality_{name}": get_label_quality_scores(y, probs)
                     for name, probs in members.items()}
         issues, estimates = find_issues(y, pred_probs, ids=ds.ids, classes=ds.classes,
-                                        filter_by=settings.filter_by, evidence=evidence,
-                                        label_quality=ensemble_quality(y, members.values()))
-        estimates["rank_by"] = "ensemble self_confidence, members weighted by accuracy"
+                                        filter_by=settings.filter_by, evidence=evidence)
         estimates["members"] = list(members)
+        estimates["member_weights"] = dict(zip(members, weights, strict=True))
         if decisions is not None:
             from .apply import mark_reviewed
 
