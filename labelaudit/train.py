@@ -8,6 +8,7 @@ import numpy as np
 
 MAX_KNN_TRAIN = 50_000  # exact neighbours above this many training rows cost too much
 MAX_MEMBER_TRAIN = 20_000
+MEMMAP_FROM = 50_000_000  # probabilities per member (200 MB as float32)
 
 
 @dataclass(frozen=True)
@@ -156,10 +157,26 @@ def run_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetting
     return fold, result, members
 
 
+def _probs_array(n_samples: int, n_classes: int) -> np.ndarray:
+    """A float32 (n_samples, n_classes) array of NaN, backed by a temporary file when large."""
+    if n_samples * n_classes < MEMMAP_FROM:
+        return np.full((n_samples, n_classes), np.nan, dtype=np.float32)
+    import tempfile
+
+    # The file is deleted when the array is: the OS pages it out to disk, not to swap.
+    array = np.memmap(tempfile.TemporaryFile(prefix="labelaudit-"), dtype=np.float32,
+                      mode="w+", shape=(n_samples, n_classes))
+    array[:] = np.nan
+    return array
+
+
 def out_of_fold(results: list[FoldResult], n_samples: int, n_classes: int) -> dict:
-    """Assemble every fold's held-out probabilities, per member, into (n_samples, n_classes)."""
+    """Assemble every fold's held-out probabilities, per member, into (n_samples, n_classes).
+
+    Above MEMMAP_FROM probabilities per member the arrays are memory-mapped temporary files.
+    """
     names = ["model", *sorted(results[0].member_probs)] if results else ["model"]
-    out = {name: np.full((n_samples, n_classes), np.nan, dtype=np.float32) for name in names}
+    out = {name: _probs_array(n_samples, n_classes) for name in names}
     for r in results:
         out["model"][r.test_index] = r.pred_probs
         for name, probs in r.member_probs.items():

@@ -137,3 +137,15 @@ def test_pooling_in_chunks_equals_pooling_at_once(monkeypatch):
     monkeypatch.setattr(audit, "POOL_CHUNK", 7)
     np.testing.assert_array_equal(whole, audit.pool_probs([a, b], weights=[0.7, 0.3]))
     assert whole.dtype == np.float32
+
+
+def test_large_out_of_fold_arrays_are_memory_mapped(monkeypatch, table_csv):
+    from labelaudit import train
+
+    settings = ScanSettings(epochs=5, cv=3, audit="always")
+    in_memory = scan(table_csv, settings)
+    monkeypatch.setattr(train, "MEMMAP_FROM", 0)
+    mapped = scan(table_csv, settings)
+    assert all(isinstance(p, np.memmap) for p in mapped.member_probs.values())
+    assert not any(isinstance(p, np.memmap) for p in in_memory.member_probs.values())
+    _same_result(in_memory, mapped)
