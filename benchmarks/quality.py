@@ -202,6 +202,19 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
             kept = [p for name, p in member_probs.items() if name != left_out]
             rows[f"labelaudit[pool-without={left_out}]"] = pooled_row(
                 pool_probs(kept, member_weights(labels, kept)))
+        # Temperature scaling of the pooled probabilities, T fitted on the out-of-fold
+        # probabilities against the given labels (lowest mean log loss on a grid).
+        logp = np.log(np.clip(pred_probs.astype(np.float64), 1e-7, 1.0))
+
+        def scaled(t):
+            z = logp / t
+            z = np.exp(z - z.max(1, keepdims=True))
+            return z / z.sum(1, keepdims=True)
+
+        grid = np.exp(np.linspace(np.log(0.25), np.log(4.0), 41))
+        nll = [-np.log(np.clip(scaled(t)[np.arange(len(labels)), labels], 1e-12, 1)).mean()
+               for t in grid]
+        rows["labelaudit[pool=temperature-scaled]"] = pooled_row(scaled(grid[int(np.argmin(nll))]))
         # As many flags as cleanlab estimates errors, the lowest-ranked ones.
         lowest = np.zeros(len(labels), dtype=bool)
         count = int(num_label_issues(labels, pred_probs))
