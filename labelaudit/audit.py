@@ -36,6 +36,8 @@ def pool_probs(members, weights=None) -> np.ndarray:
     >>> pool_probs([np.array([[0.9, 0.1]]), np.array([[0.5, 0.5]])], weights=[3, 1])
     array([[0.8, 0.2]], dtype=float32)
     """
+    if weights is not None and not np.sum(weights) > 0:
+        weights = None  # every member wrong on every sample: nothing to weight by
     out = np.empty(np.shape(members[0]), dtype=np.float32)
     for start in range(0, len(out), POOL_CHUNK):
         rows = slice(start, start + POOL_CHUNK)
