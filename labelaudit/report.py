@@ -180,6 +180,7 @@ def _review(result, summary: dict) -> dict:
         "top_k": int(result.settings.top_k),
         "n_flagged": 0,
         "n_embedded": 0,
+        "members": [],
         "rows": [],
     }
     if result.issues is None:
@@ -188,6 +189,10 @@ def _review(result, summary: dict) -> dict:
     if flagged["rank"].notna().all():
         flagged = flagged.sort_values("rank", kind="stable")
     top = flagged.head(result.settings.top_k)
+    # Each ensemble member's own label quality (issues.csv's quality_<member> columns): which
+    # signals doubt the label, shown beside the pooled score.
+    evidence = [c for c in result.issues.columns if str(c).startswith("quality_")]
+    review["members"] = [str(c).removeprefix("quality_") for c in evidence]
     review["n_flagged"] = int(len(flagged))
     review["n_embedded"] = int(len(top))
     position = {str(i): k for k, i in enumerate(ds.ids)}
@@ -206,6 +211,7 @@ def _review(result, summary: dict) -> dict:
             "suggested_label": str(record["suggested_label"]),
             "label_quality": _finite(record["label_quality"], digits=6),
             "rank": None if _missing(record["rank"]) else int(record["rank"]),
+            "evidence": [_finite(record[c], digits=3) for c in evidence],
         }
         k = position.get(row["id"])
         if k in values:

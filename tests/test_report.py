@@ -101,6 +101,17 @@ def test_image_payload_lists_flagged_samples_most_likely_first(image_review):
         assert decoded_size(row["thumbnail"]) < 10_000
 
 
+def test_each_row_carries_every_members_own_label_quality(image_review):
+    _, result = image_review
+    review = build_payload(result, result.summary())["review"]
+    assert review["members"] == ["cnn", "knn", "logreg"]
+    by_id = result.issues.set_index("id")
+    for row in review["rows"]:
+        expected = [round(float(by_id.loc[row["id"], f"quality_{m}"]), 3)
+                    for m in review["members"]]
+        assert row["evidence"] == expected
+
+
 def test_text_and_tabular_rows_carry_their_content(text_review, tmp_path):
     _, result = text_review
     rows = build_payload(result, result.summary())["review"]["rows"]

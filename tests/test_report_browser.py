@@ -212,10 +212,10 @@ def test_sort_by_any_column_and_search(watched, text_report, text_review):
     _, result = text_review
     page = watched.open(text_report)
     page.click("th[data-sort=label_quality]")
-    quality = [float(q) for q in cell_texts(page, 6)]
+    quality = [float(q.split()[0]) for q in cell_texts(page, 6)]  # the pooled score
     assert quality == sorted(quality)
     page.click("th[data-sort=label_quality]")
-    quality = [float(q) for q in cell_texts(page, 6)]
+    quality = [float(q.split()[0]) for q in cell_texts(page, 6)]  # the pooled score
     assert quality == sorted(quality, reverse=True)
     assert page.get_attribute("th[data-sort=label_quality]", "aria-sort") == "descending"
     page.click("th[data-sort=id]")
@@ -297,6 +297,19 @@ def test_screenshot_of_the_rendered_report(watched, image_report, tmp_path):
     thumbs = page.locator("img.thumb")
     assert thumbs.count() == rows(page).count()
     assert thumbs.first.evaluate("img => img.complete && img.naturalWidth > 0")
+
+
+def test_each_row_shows_which_members_doubt_the_label(watched, image_report, image_review):
+    _, result = image_review
+    page = watched.open(image_report)
+    first = flagged(result).iloc[0]
+    cell = rows(page).nth(0).locator(".members")
+    members = ["cnn", "knn", "logreg"]
+    assert cell.locator(".member").all_inner_texts() == [
+        f"{m} {round(float(first[f'quality_{m}']), 3):.2f}" for m in members]
+    doubting = [m for m in members if round(float(first[f"quality_{m}"]), 3) < 0.5]
+    assert [t.split()[0] for t in cell.locator(".doubt").all_inner_texts()] == doubting
+    assert doubting, "the most likely label error should be doubted by some member"
 
 
 def test_hostile_names_and_texts_render_as_text(watched, image_report, text_report, text_review):

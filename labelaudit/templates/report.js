@@ -261,10 +261,26 @@
     q.appendChild(bar);
     q.appendChild(el("span", "", row.label_quality === null ? "n/a" : row.label_quality.toFixed(3)));
     quality.appendChild(q);
+    quality.appendChild(evidenceOf(row));
     tr.appendChild(quality);
     tr.appendChild(decisionCell(row));
     tr.addEventListener("click", function () { select(row); });
     return tr;
+  }
+
+  // Each ensemble member's own confidence in the given label; below 0.5 it doubts the label.
+  function evidenceOf(row) {
+    var box = el("div", "members");
+    (R.members || []).forEach(function (name, i) {
+      var value = row.evidence ? row.evidence[i] : null;
+      var doubt = value !== null && value !== undefined && value < 0.5;
+      var item = el("span", doubt ? "member doubt" : "member",
+                    name + " " + (value === null || value === undefined ? "n/a" : value.toFixed(2)));
+      item.title = name + (doubt ? " doubts the given label" : " accepts the given label") +
+        " (its own label quality)";
+      box.appendChild(item);
+    });
+    return box;
   }
 
   function pageRows() {
