@@ -48,10 +48,8 @@ def pool_probs(members, weights=None) -> np.ndarray:
 
 
 def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_by_noise_rate",
-                rank_by="self_confidence", label_quality=None, evidence=None):
+                rank_by="self_confidence", evidence=None):
     """One row per sample, sorted by label_quality ascending, with cleanlab's verdicts.
-
-    `label_quality` overrides the scores computed from `pred_probs` with `rank_by`.
 
     `evidence` maps column names to per-sample arrays (in input order) appended after the
     contract's six columns, e.g. each ensemble member's own label quality.
@@ -78,10 +76,7 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
     ids = np.arange(n).astype(str) if ids is None else np.asarray(ids, dtype=object)
     classes = [str(c) for c in range(k)] if classes is None else list(classes)
 
-    if label_quality is None:
-        quality = get_label_quality_scores(labels, pred_probs, method=rank_by)
-    else:
-        quality = np.asarray(label_quality, dtype=np.float64)
+    quality = get_label_quality_scores(labels, pred_probs, method=rank_by)
     # cleanlab's worker processes only pay off on big inputs; small ones finish before they start.
     if low_memory:
         from cleanlab.experimental.label_issues_batched import find_label_issues_batched
