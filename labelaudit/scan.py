@@ -205,9 +205,9 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
                          cache=cache, progress=progress)
     if settings.audit == "always":
         # Nothing waits for the verdict: every fold starts at once, the monitor first (it is
-        # the longest), so parallel workers stay busy.
+        # the longest), so parallel workers stay busy. The verdict comes from all the folds.
         results = runner.run(range(1, settings.cv + 1), members=True)
-        monitor_verdict = diagnose(history_frame(results[:1]))
+        monitor_verdict = None
         lap("folds")
     else:
         results = runner.run([1], members=False)
