@@ -1,8 +1,15 @@
-"""A folder of finished folds, keyed by the data and the settings that change the model.
+"""Finished work kept on disk, at two levels, so re-running a scan costs seconds.
 
-Re-running a scan to change thresholds, top-k or the report reuses every fold; an interrupted
-scan resumes from the folds it finished. Entries are written to a temporary name and renamed,
-so a killed run never leaves a half-written entry.
+- Folds, keyed by the model inputs and the settings that change the model: a re-run with
+  another cleanlab filter reuses every fold, and an interrupted scan resumes from the folds it
+  finished.
+- Whole results (the verdict, the issues table, the probabilities), keyed by the loaded
+  dataset and every setting that changes the result: a re-run that changes only what is shown
+  (`--top-k`, `--fail-above`, the report, `--reviewed`) loads it without even building
+  features or importing cleanlab, scikit-learn or torch.
+
+Entries are written to a temporary name and renamed, so a killed run never leaves a
+half-written entry.
 """
 
 from __future__ import annotations
@@ -27,6 +34,44 @@ def fingerprint(X, y) -> str:
         digest.update(f"{arr.dtype}{arr.shape}".encode())
         digest.update(memoryview(arr).cast("B"))
     return digest.hexdigest()
+
+
+# ScanSettings fields that never change a result: how it is computed or what is shown of it.
+RESULT_FREE = ("top_k", "n_jobs", "backend", "scheduler", "cache_dir", "reviewed")
+
+
+def dataset_fingerprint(ds) -> str:
+    """sha256 of what a loaded Dataset holds: kind, ids, labels, classes and inputs.
+
+    Tables and texts are hashed row by row with pandas (`hash_pandas_object`), with the
+    column names and dtypes, so the same content gives the same key wherever the file lies.
+    """
+    import pandas as pd
+
+    digest = hashlib.sha256(json.dumps([ds.kind, list(ds.classes)]).encode())
+    inputs = ds.inputs
+    if isinstance(inputs, pd.DataFrame):
+        digest.update(json.dumps([[str(c), str(t)] for c, t in inputs.dtypes.items()]).encode())
+        rows = pd.util.hash_pandas_object(inputs, index=False).to_numpy()
+    elif isinstance(inputs, np.ndarray) and inputs.dtype.kind in "OUS":  # texts
+        rows = pd.util.hash_pandas_object(pd.Series(inputs, dtype=object), index=False).to_numpy()
+    else:  # image pixels
+        rows = np.ascontiguousarray(inputs)
+        digest.update(f"{rows.dtype}{rows.shape}".encode())
+    ids = pd.util.hash_pandas_object(pd.Series(ds.ids, dtype=object), index=False).to_numpy()
+    for part in (rows, ids, np.asarray(ds.labels, dtype=np.int64)):
+        digest.update(memoryview(np.ascontiguousarray(part)).cast("B"))
+    return digest.hexdigest()
+
+
+def result_key(dataset_fingerprint: str, settings) -> str:
+    """The result cache's key: the dataset and every setting that changes the scan's result."""
+    from . import __version__
+
+    kept = {k: v for k, v in asdict(settings).items() if k not in RESULT_FREE}
+    payload = {"data": dataset_fingerprint, "settings": kept, "format": FORMAT,
+               "version": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def cache_key(data_fingerprint: str, model_settings, *, cv: int, seed: int) -> str:

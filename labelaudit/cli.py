@@ -36,6 +36,18 @@ class AuditMode(str, Enum):
     never = "never"
 
 
+class FilterBy(str, Enum):
+    """cleanlab's `find_label_issues(filter_by=...)` rules."""
+
+    prune_by_noise_rate = "prune_by_noise_rate"
+    prune_by_class = "prune_by_class"
+    both = "both"
+    confident_learning = "confident_learning"
+    predicted_neq_given = "predicted_neq_given"
+    low_normalized_margin = "low_normalized_margin"
+    low_self_confidence = "low_self_confidence"
+
+
 # Options that scan and selftest share, declared once.
 KindOption = Annotated[Kind | None, typer.Option(help="Override the detected data kind.")]
 LabelColumnOption = Annotated[str | None, typer.Option(help="Table column with the labels.")]
@@ -94,6 +106,10 @@ def scan(
         help="auto: audit when the gap climbs steeply; always; never.")] = AuditMode.auto,
     fail_above: Annotated[float | None, typer.Option(
         help="Exit 1 when the estimated noise rate exceeds this rate (0-1).")] = None,
+    filter_by: Annotated[FilterBy, typer.Option(
+        help="cleanlab's rule that turns the scores into is_label_issue (find_label_issues "
+             "filter_by); the ranking is the same under every rule.")] \
+        = FilterBy.prune_by_noise_rate,
     top_k: Annotated[int, typer.Option(help="Flagged samples embedded in report.html.")] = 1000,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     n_jobs: Annotated[int | None, typer.Option(
@@ -105,8 +121,10 @@ def scan(
         help="Dask scheduler address (or LABELAUDIT_DASK_SCHEDULER).", show_default=False)] \
         = None,
     cache: Annotated[Path | None, typer.Option(
-        help="Fold cache folder (default: OUT/cache).", show_default=False)] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse or store folds.")] \
+        help="Cache folder for finished folds and results (default: OUT/cache).",
+        show_default=False)] = None,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="Do not reuse or store folds and results.")] \
         = False,
     reviewed: Annotated[Path | None, typer.Option(
         help="decisions.csv from an earlier review: those samples leave the list to review.",
@@ -129,7 +147,8 @@ def scan(
     settings = ScanSettings(
         kind=kind.value if kind else None, label_column=label_column, text_column=text_column,
         id_column=id_column, encoding=encoding, cv=cv, epochs=epochs, batch_size=batch_size,
-        lr=lr, image_size=image_size, seed=seed, audit=audit.value, top_k=top_k, device=device,
+        lr=lr, image_size=image_size, seed=seed, audit=audit.value, filter_by=filter_by.value,
+        top_k=top_k, device=device,
         strict=strict, follow_symlinks=follow_symlinks, n_jobs=n_jobs, backend=backend,
         scheduler=scheduler, reviewed=str(reviewed) if reviewed else None,
         cache_dir=None if no_cache else str(cache if cache is not None else out / "cache"),

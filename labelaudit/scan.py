@@ -14,6 +14,8 @@ from .errors import UsageError
 from .progress import SILENT, Progress
 
 AUDIT_MODES = ("auto", "always", "never")
+FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
+           "predicted_neq_given", "low_normalized_margin", "low_self_confidence")
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,9 @@ def image_shift(ds) -> int:
 def validate_settings(settings: ScanSettings) -> None:
     if settings.audit not in AUDIT_MODES:
         raise UsageError(f"--audit must be one of {', '.join(AUDIT_MODES)}, not {settings.audit!r}")
+    if settings.filter_by not in FILTERS:
+        raise UsageError(f"--filter-by must be one of {', '.join(FILTERS)}, not "
+                         f"{settings.filter_by!r}")
     if settings.cv < 2:
         raise UsageError(f"--cv must be at least 2 (got {settings.cv})")
     if settings.epochs < 1:
@@ -144,12 +149,8 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     >>> result = scan("datasets/wine-noisy.csv", ScanSettings(audit="always"))  # doctest: +SKIP
     >>> result.audit["n_flagged"]  # doctest: +SKIP
     """
-    from .audit import find_issues, member_weights, pool_probs
-    from .cache import FoldCache, cache_key, fingerprint
+    from .cache import FoldCache, dataset_fingerprint, result_key
     from .data import load_dataset
-    from .features import make_features
-    from .gap import diagnose
-    from .train import ModelSettings, fold_splits, history_frame, out_of_fold
 
     validate_settings(settings)
     decisions = None
@@ -186,6 +187,41 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     for message in ds.warnings:
         log(f"warning: {message}")
     lap("load")
+
+    results_cache = FoldCache(
+        Path(settings.cache_dir) / "results" if settings.cache_dir is not None else None,
+        result_key(dataset_fingerprint(ds), settings))
+    found = results_cache.get("result")
+    if found is not None:
+        lap("cached_result")
+    else:
+        found = _audit(ds, settings, progress=progress, lap=lap)
+        results_cache.put("result", found)
+    audit = dict(found["audit"])
+    issues = found["issues"]
+    if decisions is not None and issues is not None:
+        from .apply import mark_reviewed
+
+        issues = mark_reviewed(issues, decisions)
+        audit["n_reviewed"] = int(issues["reviewed"].sum())
+        audit["n_flagged"] = int(issues["is_label_issue"].sum())
+    timings["total"] = time.perf_counter() - started
+    return ScanResult(dataset=ds, history=found["history"], verdict=found["verdict"], audit=audit,
+                      issues=issues, pred_probs=found["pred_probs"], settings=settings,
+                      timings=timings, cache=results_cache, member_probs=found["member_probs"])
+
+
+def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
+    """Features -> monitored folds -> gap verdict -> (when it calls for one) the audit.
+
+    Returns the parts of a ScanResult that depend only on the data and the result-changing
+    settings, which is what the result cache keeps.
+    """
+    from .audit import find_issues, member_weights, pool_probs
+    from .cache import FoldCache, cache_key, fingerprint
+    from .features import make_features
+    from .gap import diagnose
+    from .train import ModelSettings, fold_splits, history_frame, out_of_fold
 
     X = make_features(ds)
     y = ds.labels
@@ -249,22 +285,14 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
                                         filter_by=settings.filter_by, evidence=evidence)
         estimates["members"] = list(members)
         estimates["member_weights"] = dict(zip(members, weights, strict=True))
-        if decisions is not None:
-            from .apply import mark_reviewed
-
-            issues = mark_reviewed(issues, decisions)
-            estimates["n_reviewed"] = int(issues["reviewed"].sum())
-            estimates["n_flagged"] = int(issues["is_label_issue"].sum())
         audit.update(estimates)
         audit["accuracy_out_of_fold"] = float((pred_probs.argmax(1) == y).mean())
         lap("confident_learning")
     history = history_frame(results)
     verdict = diagnose(history) if len(results) > 1 else monitor_verdict
     audit["best_epochs"] = [r.best_epoch for r in results]
-    timings["total"] = time.perf_counter() - started
-    return ScanResult(dataset=ds, history=history, verdict=verdict, audit=audit, issues=issues,
-                      pred_probs=pred_probs, settings=settings, timings=timings, cache=cache,
-                      member_probs=members)
+    return dict(history=history, verdict=verdict, audit=audit, issues=issues,
+                pred_probs=pred_probs, member_probs=members)
 
 
 class _FoldRunner:

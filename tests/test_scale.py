@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -39,7 +40,8 @@ def test_cache_reuses_folds_and_resumes(tmp_path, table_csv, monkeypatch):
     cache = tmp_path / "cache"
     settings = ScanSettings(epochs=30, cv=3, audit="always", cache_dir=str(cache))
     first = scan(table_csv, settings)
-    entries = sorted(p.name for p in cache.rglob("*.joblib"))
+    entries = sorted(p.name for p in cache.rglob("*.joblib") if p.parent.parent != cache /
+                     "results")
     assert entries == sorted([f"fold{k}.joblib" for k in (1, 2, 3)]
                              + [f"fold{k}-members.joblib" for k in (1, 2, 3)])
 
@@ -56,8 +58,9 @@ def test_cache_reuses_folds_and_resumes(tmp_path, table_csv, monkeypatch):
     assert trained == []
     np.testing.assert_array_equal(first.pred_probs, again.pred_probs)
 
-    # An interrupted scan resumes: drop one fold, only that one is trained again.
+    # An interrupted scan resumes: it finished folds 1 and 3 and wrote no result.
     next(cache.rglob("fold2.joblib")).unlink()
+    shutil.rmtree(cache / "results")
     resumed = scan(table_csv, settings)
     assert trained == [("model", 2)]
     _same_result(first, resumed)
@@ -65,7 +68,56 @@ def test_cache_reuses_folds_and_resumes(tmp_path, table_csv, monkeypatch):
 
     # Settings that change the model use another key.
     scan(table_csv, replace(settings, epochs=6))
-    assert len([p for p in cache.iterdir() if p.is_dir()]) == 2
+    assert len([p for p in cache.iterdir() if p.is_dir() and p.name != "results"]) == 2
+
+
+def test_result_cache_skips_all_computing_when_only_the_output_changes(tmp_path, table_csv,
+                                                                      monkeypatch):
+    from labelaudit import audit, features
+
+    settings = ScanSettings(epochs=5, cv=3, audit="always", cache_dir=str(tmp_path / "cache"))
+    first = scan(table_csv, settings)
+    computed = []
+    real_features, real_find = features.make_features, audit.find_issues
+    monkeypatch.setattr(features, "make_features", lambda *a, **k: computed.append(
+        "features") or real_features(*a, **k))
+    monkeypatch.setattr(audit, "find_issues", lambda *a, **k: computed.append(
+        "cleanlab") or real_find(*a, **k))
+
+    # Only what is shown changes: the whole result comes from the cache, nothing is computed.
+    again = scan(table_csv, replace(settings, top_k=3, n_jobs=2))
+    assert computed == []
+    assert "cached_result" in again.timings and "folds" not in again.timings
+    pd.testing.assert_frame_equal(first.issues, again.issues)
+    pd.testing.assert_frame_equal(first.history, again.history)
+    assert again.settings.top_k == 3 and again.audit == first.audit
+
+    # Reviewed decisions are applied to the cached result, not stored in it.
+    flagged = first.issues.loc[first.issues["is_label_issue"], "id"].iloc[0]
+    decisions = tmp_path / "decisions.csv"
+    pd.DataFrame({"id": [flagged], "decision": ["keep"], "new_label": [""]}).to_csv(
+        decisions, index=False)
+    reviewed = scan(table_csv, replace(settings, reviewed=str(decisions)))
+    assert computed == []
+    assert reviewed.audit["n_reviewed"] == 1
+    assert reviewed.audit["n_flagged"] == first.audit["n_flagged"] - 1
+    assert scan(table_csv, settings).audit["n_flagged"] == first.audit["n_flagged"]
+
+    # A setting that changes the result (cleanlab's filter) computes it again, from the folds.
+    scan(table_csv, replace(settings, filter_by="both"))
+    assert computed == ["features", "cleanlab"]
+
+    # The same rows in another file hit; one label changed misses.
+    frame = pd.read_csv(table_csv)
+    moved = tmp_path / "moved.csv"
+    frame.to_csv(moved, index=False)
+    computed.clear()
+    scan(moved, settings)
+    assert computed == []
+    frame.loc[0, "label"] = sorted(set(frame["label"]) - {frame.loc[0, "label"]})[0]
+    frame.to_csv(moved, index=False)
+    scan(moved, settings)
+    assert computed == ["features", "cleanlab"]
 
 
 def test_dask_local_cluster_matches_local_run(table_csv):

@@ -182,6 +182,29 @@ def test_exit_code_1_when_fail_above_trips(tmp_path, table_csv):
     assert passed.exit_code == 0
 
 
+def test_filter_by_chooses_cleanlabs_rule_and_keeps_the_ranking(tmp_path, table_csv):
+    frame = pd.read_csv(table_csv)
+    frame["label"] = make_table(noise_rate=0.2)[0]["label"]
+    frame.to_csv(table_csv, index=False)
+    flagged = {}
+    for rule in ("prune_by_noise_rate", "predicted_neq_given"):
+        out = tmp_path / rule
+        result = run("scan", table_csv, "--out", out, "--audit", "always", *FAST, "-q",
+                     "--filter-by", rule)
+        assert result.exit_code == 0, result.output
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["audit"]["filter_by"] == summary["settings"]["filter_by"] == rule
+        flagged[rule] = pd.read_csv(out / "issues.csv", dtype={"id": str})
+    default, neq = flagged["prune_by_noise_rate"], flagged["predicted_neq_given"]
+    assert list(default["id"]) == list(neq["id"])  # the ranking does not depend on the rule
+    # predicted_neq_given flags exactly the samples whose suggested label is another class.
+    assert (neq["is_label_issue"] == (neq["suggested_label"] != neq["given_label"])).all()
+    assert not default["is_label_issue"].equals(neq["is_label_issue"])
+    bad = run("scan", table_csv, "--out", tmp_path / "bad", "--filter-by", "lowest")
+    assert bad.exit_code == 2 and "--filter-by" in bad.output
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize("args, words", [
     (["--cv", "1"], "--cv must be at least 2"),
     (["--fail-above", "3"], "--fail-above must be a rate"),
