@@ -172,7 +172,7 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
             variant = Found(find_label_issues(labels, pred_probs, filter_by=filter_by),
                             found.label_quality, found.estimated_noise_rate)
             rows[f"labelaudit[filter={filter_by}]"] = score(is_noisy, variant)
-        for method in ("normalized_margin", "confidence_weighted_entropy"):
+        for method in ("self_confidence", "confidence_weighted_entropy"):
             variant = Found(found.is_label_issue,
                             get_label_quality_scores(labels, pred_probs, method=method),
                             found.estimated_noise_rate)

@@ -9,6 +9,11 @@ ISSUE_COLUMNS = ["id", "given_label", "suggested_label", "label_quality", "is_la
 # filters), cleanlab's batched, low-memory filter decides is_label_issue.
 LOW_MEMORY_FROM = 250_000_000
 POOL_CHUNK = 200_000  # rows pooled at a time, so float64 temporaries stay small
+# The ranking: cleanlab's normalized margin, (p[given] - max p[other] + 1) / 2, below 0.5 where
+# another class is more probable than the given one. On the quality benchmark's grid of 36
+# noise settings it ranked the injected errors better than self-confidence (mean AUPRC 0.861
+# against 0.857, best of all contenders on 30 settings against 28), at no cost.
+RANK_BY = "normalized_margin"
 
 
 def member_weights(labels, members) -> list[float]:
@@ -48,7 +53,7 @@ def pool_probs(members, weights=None) -> np.ndarray:
 
 
 def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_by_noise_rate",
-                rank_by="self_confidence", evidence=None):
+                rank_by=RANK_BY, evidence=None):
     """One row per sample, sorted by label_quality ascending, with cleanlab's verdicts.
 
     `evidence` maps column names to per-sample arrays (in input order) appended after the

@@ -217,7 +217,7 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
     Returns the parts of a ScanResult that depend only on the data and the result-changing
     settings, which is what the result cache keeps.
     """
-    from .audit import find_issues, member_weights, pool_probs
+    from .audit import RANK_BY, find_issues, member_weights, pool_probs
     from .cache import FoldCache, cache_key, fingerprint
     from .features import make_features
     from .gap import diagnose
@@ -279,7 +279,7 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
         model_name = "cnn" if ds.kind == "images" else "mlp"
         members = {model_name if name == "model" else name: probs
                    for name, probs in members.items()}
-        evidence = {f"quality_{name}": get_label_quality_scores(y, probs)
+        evidence = {f"quality_{name}": get_label_quality_scores(y, probs, method=RANK_BY)
                     for name, probs in members.items()}
         issues, estimates = find_issues(y, pred_probs, ids=ds.ids, classes=ds.classes,
                                         filter_by=settings.filter_by, evidence=evidence)

@@ -268,7 +268,8 @@
     return tr;
   }
 
-  // Each ensemble member's own confidence in the given label; below 0.5 it doubts the label.
+  // Each ensemble member's own label quality (normalized margin): below 0.5 it prefers another
+  // class to the given label.
   function evidenceOf(row) {
     var box = el("div", "members");
     (R.members || []).forEach(function (name, i) {
@@ -276,8 +277,8 @@
       var doubt = value !== null && value !== undefined && value < 0.5;
       var item = el("span", doubt ? "member doubt" : "member",
                     name + " " + (value === null || value === undefined ? "n/a" : value.toFixed(2)));
-      item.title = name + (doubt ? " doubts the given label" : " accepts the given label") +
-        " (its own label quality)";
+      item.title = name + (doubt ? " prefers another class to the given label"
+                                 : " prefers the given label") + " (its own label quality)";
       box.appendChild(item);
     });
     return box;
