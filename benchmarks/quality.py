@@ -181,11 +181,12 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
     if member_probs:
         from cleanlab.count import num_label_issues
 
-        from labelaudit.audit import member_weights, pool_probs
+        from labelaudit.audit import RANK_BY, member_weights, pool_probs
 
         def pooled_row(pooled, filter_by="prune_by_noise_rate"):
             return score(is_noisy, Found(find_label_issues(labels, pooled, filter_by=filter_by),
-                                         get_label_quality_scores(labels, pooled),
+                                         get_label_quality_scores(labels, pooled,
+                                                                  method=RANK_BY),
                                          found.estimated_noise_rate))
 
         probs = list(member_probs.values())
@@ -361,7 +362,12 @@ def parse_args(argv=None):
     parser.add_argument("--datasets", help=f"comma-separated, from {', '.join(DATASETS)}")
     parser.add_argument("--noise", help="comma-separated rates, default 0.1,0.2,0.4")
     parser.add_argument("--noise-types", help="comma-separated: uniform,class-dependent")
-    parser.add_argument("--seeds", type=int, help=f"seeds 0..N-1 (default {SEEDS})")
+    parser.add_argument("--seeds", type=int, help=f"number of seeds (default {SEEDS})")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="run seeds FIRST..FIRST+N-1, to split a grid across processes")
+    parser.add_argument("--summarize", type=Path, nargs="+", metavar="CSV",
+                        help="print the tables and summary of earlier runs' CSVs (merged; "
+                             "the same setting and seed in two files counts once) and exit")
     parser.add_argument("--max-samples", type=int,
                         help="stratified sample of at most N samples per dataset")
     parser.add_argument("--max-classes", type=int,
@@ -387,6 +393,12 @@ def main(argv=None) -> int:
     import torch
 
     args = parse_args(argv)
+    if args.summarize:
+        runs = pd.concat([pd.read_csv(path) for path in args.summarize], ignore_index=True)
+        runs = runs.drop_duplicates(SETTING + ["seed", "contender"], keep="last")
+        print(markdown_tables(runs))
+        print(summary_lines(runs))
+        return 0
     torch.set_num_threads(args.threads)
     datasets = split(args.datasets) or (QUICK["datasets"] if args.quick else DATASETS)
     rates = split(args.noise, float) or (QUICK["noise"] if args.quick else NOISE_RATES)
@@ -415,7 +427,7 @@ def main(argv=None) -> int:
             QUICK["max_classes"].get(name) if args.quick else None))
         for noise in rates:
             for noise_type in types:
-                for seed in range(seeds):
+                for seed in range(args.first_seed, args.first_seed + seeds):
                     rows += run_setting(bench, noise, noise_type, seed, contenders,
                                         levers=args.levers)
                     pd.DataFrame(rows).to_csv(out, index=False)  # partial runs keep results

@@ -204,5 +204,20 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         return self._eval(X)[1]
 
+    def transform(self, X, index=None):
+        """The penultimate layer's activations (the learned features) for rows `index`."""
+        import torch
+
+        index = np.arange(X.shape[0]) if index is None else index
+        body = self.network_[:-1]
+        body.eval()
+        out = np.empty((len(index), self.hidden), dtype=np.float32)
+        step = max(self.batch_size, 512)
+        with torch.no_grad():
+            for start in range(0, len(index), step):
+                part = index[start:start + step]
+                out[start:start + len(part)] = body(self._batch(X, part)).cpu().numpy()
+        return out
+
     def predict(self, X):
         return self.predict_proba(X).argmax(1)

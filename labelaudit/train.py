@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MAX_KNN_TRAIN = 50_000  # exact neighbours above this many training rows cost too much
+# Exact neighbours cost O(n^2): above this many samples (50,000 training rows at 5 folds) the
+# neighbour members would dominate the scan's time. The rule reads the whole dataset's size, so
+# every fold has the same members.
+MAX_KNN_SAMPLES = 62_500
 MAX_MEMBER_TRAIN = 20_000
 MEMMAP_FROM = 50_000_000  # probabilities per member (200 MB as float32)
 
@@ -36,6 +39,7 @@ class FoldResult:
     history: list  # dicts: epoch, train_loss, val_loss
     best_epoch: int
     member_probs: dict = field(default_factory=dict)  # name -> held-out probs of other members
+    embedding_probs: dict = field(default_factory=dict)
 
 
 def fold_splits(y, *, cv: int = 5, random_state: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -55,9 +59,13 @@ def fold_splits(y, *, cv: int = 5, random_state: int = 0) -> list[tuple[np.ndarr
 
 
 def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSettings,
-               random_state: int = 0, on_epoch=None,
-               n_threads: int | None = None) -> FoldResult:
-    """Train one fold's model; return its held-out probabilities and its loss history."""
+               random_state: int = 0, on_epoch=None, n_threads: int | None = None,
+               neighbours: bool = False) -> FoldResult:
+    """Train one fold's model; return its held-out probabilities and its loss history.
+
+    With `neighbours`, also the held-out probabilities of nearest neighbours in the trained
+    network's own feature space (see `embedding_neighbours`).
+    """
     import torch
 
     # These networks are small: one thread per fold trains them fastest (two threads were 2 to
@@ -67,13 +75,13 @@ def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetti
     torch.set_num_threads(n_threads or 1)
     try:
         return _train_fold(X, y, train_index, test_index, fold=fold, settings=settings,
-                           random_state=random_state, on_epoch=on_epoch)
+                           random_state=random_state, on_epoch=on_epoch, neighbours=neighbours)
     finally:
         torch.set_num_threads(previous)
 
 
 def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
-                on_epoch) -> FoldResult:
+                on_epoch, neighbours) -> FoldResult:
     from .models import TorchClassifier
 
     model = TorchClassifier(
@@ -97,10 +105,32 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
                          f"{settings.lr}); no report was written")
     return FoldResult(fold=fold, test_index=np.asarray(test_index),
                       pred_probs=model.val_pred_probs_.astype(np.float32),
-                      history=model.history_, best_epoch=int(model.best_epoch_))
+                      history=model.history_, best_epoch=int(model.best_epoch_),
+                      embedding_probs=embedding_neighbours(model, X, y, train_index, test_index)
+                      if neighbours and len(y) <= MAX_KNN_SAMPLES else {})
 
 
-def sklearn_members(kind: str, n_train: int, *, random_state: int = 0) -> dict:
+def embedding_neighbours(model, X, y, train_index, test_index) -> dict:
+    """{"knn_embedding": held-out probabilities of neighbours in the network's feature space}.
+
+    The features are the trained network's penultimate layer (its best-validation weights);
+    each held-out sample gets the distance-weighted labels of its 10 nearest training samples
+    there. Neighbours in a learned space join the raw-feature neighbours and the network as an
+    ensemble member. On the quality benchmark's grid (images and tables, 30 settings, one seed)
+    adding it raised mean F1 from 0.794 to 0.800 and AUPRC from 0.863 to 0.868, most on MNIST
+    (F1 +1.5, AUPRC +1.6 points); on 20 Newsgroups it lowered both, so text goes without.
+    """
+    from sklearn.neighbors import KNeighborsClassifier
+
+    k = max(1, min(10, len(train_index) - 1))
+    knn = KNeighborsClassifier(k, weights="distance", algorithm="brute")
+    knn.fit(model.transform(X, train_index), y[train_index])
+    probs = np.zeros((len(test_index), model.n_classes_), dtype=np.float32)
+    probs[:, knn.classes_] = knn.predict_proba(model.transform(X, test_index))
+    return {"knn_embedding": probs}
+
+
+def sklearn_members(kind: str, n_train: int, *, n_samples: int, random_state: int = 0) -> dict:
     """The scikit-learn models that join the torch one: neighbours and a linear model.
 
     They see the same inputs as the torch model (pixels, standardized columns, TF-IDF), and
@@ -111,8 +141,7 @@ def sklearn_members(kind: str, n_train: int, *, random_state: int = 0) -> dict:
 
     k = max(1, min(10, n_train - 1))
     members = {"logreg": LogisticRegression(C=10.0 if kind == "text" else 0.1, max_iter=1000)}
-    # Exact neighbours cost O(n^2): above this size they would dominate the scan's time.
-    if n_train <= MAX_KNN_TRAIN:
+    if n_samples <= MAX_KNN_SAMPLES:
         members["knn"] = (
             KNeighborsClassifier(k, weights="distance", metric="cosine", algorithm="brute")
             if kind == "text" else KNeighborsClassifier(k, weights="distance"))
@@ -126,13 +155,14 @@ def fit_members(X, y, train_index, test_index, *, data_kind: str, n_classes: int
     Above MAX_MEMBER_TRAIN training rows the members learn from a seeded random subset: a
     linear model and neighbours gain little from more rows, and their cost would dominate.
     """
+    n_samples = X.shape[0]
     if data_kind == "images":  # flat pixels in [0, 1]
         X = X.reshape(X.shape[0], -1)
     if len(train_index) > MAX_MEMBER_TRAIN:
         rng = np.random.default_rng(random_state)
         train_index = np.sort(rng.choice(train_index, MAX_MEMBER_TRAIN, replace=False))
     probs = {}
-    for name, estimator in sklearn_members(data_kind, len(train_index),
+    for name, estimator in sklearn_members(data_kind, len(train_index), n_samples=n_samples,
                                            random_state=random_state).items():
         Xtr, Xte = X[train_index], X[test_index]
         if data_kind == "images":
@@ -148,9 +178,10 @@ def run_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetting
              random_state: int, data_kind: str, want_model: bool = True,
              want_members: bool = True, n_threads: int | None = None, on_epoch=None):
     """One unit of work for any backend: (fold, FoldResult or None, member probs or None)."""
+    # Neighbours in the network's feature space helped on images and tables, not on TF-IDF.
     result = train_fold(X, y, train_index, test_index, fold=fold, settings=settings,
-                        random_state=random_state, on_epoch=on_epoch,
-                        n_threads=n_threads) if want_model else None
+                        random_state=random_state, on_epoch=on_epoch, n_threads=n_threads,
+                        neighbours=data_kind != "text") if want_model else None
     members = fit_members(X, y, train_index, test_index, data_kind=data_kind,
                           n_classes=settings.n_classes,
                           random_state=random_state + fold) if want_members else None
@@ -175,11 +206,12 @@ def out_of_fold(results: list[FoldResult], n_samples: int, n_classes: int) -> di
 
     Above MEMMAP_FROM probabilities per member the arrays are memory-mapped temporary files.
     """
-    names = ["model", *sorted(results[0].member_probs)] if results else ["model"]
+    names = ["model", *sorted(results[0].member_probs), *sorted(results[0].embedding_probs)] \
+        if results else ["model"]
     out = {name: _probs_array(n_samples, n_classes) for name in names}
     for r in results:
         out["model"][r.test_index] = r.pred_probs
-        for name, probs in r.member_probs.items():
+        for name, probs in {**r.member_probs, **r.embedding_probs}.items():
             out[name][r.test_index] = probs
     if any(np.isnan(p).any() for p in out.values()):
         raise RuntimeError("some samples have no out-of-fold probabilities; a fold is missing")

@@ -84,3 +84,46 @@ def test_folds_run_in_parallel_only_where_it_pays():
 
     assert auto_jobs(PARALLEL_FROM - 1) == 1
     assert auto_jobs(PARALLEL_FROM) == cpu_count()
+
+
+def test_transform_returns_the_penultimate_layer():
+    X, y, X_val, _ = _iris()
+    clf = TorchClassifier(kind="features", epochs=3, hidden=16).fit(X, y)
+    features = clf.transform(X_val)
+    assert features.shape == (len(X_val), 16) and (features >= 0).all()  # after the ReLU
+    import torch
+
+    with torch.no_grad():
+        logits = clf.network_[-1](torch.from_numpy(features)).numpy()
+    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True),
+                               clf.predict_proba(X_val), atol=1e-5)
+
+
+def test_learned_space_neighbours_join_images_and_tables_not_text(table_csv, text_csv):
+    table = scan(table_csv, ScanSettings(cv=3, epochs=4, audit="always"))
+    assert list(table.member_probs) == ["mlp", "knn", "logreg", "knn_embedding"]
+    assert "quality_knn_embedding" in table.issues.columns
+    assert len(table.audit["member_weights"]) == 4
+    text = scan(text_csv, ScanSettings(cv=3, epochs=4, audit="always", label_column="topic"))
+    assert list(text.member_probs) == ["mlp", "knn", "logreg"]
+
+
+@pytest.mark.parametrize("offset", [-1, 0, 1])
+def test_every_fold_has_the_same_members_at_the_neighbour_size_limit(table_csv, monkeypatch,
+                                                                      offset):
+    """The kNN members depend on the dataset's size, not each fold's, so no fold lacks one.
+
+    151 rows in 5 folds train on 120 or 121 rows; a per-fold rule at 120 would give fold 1
+    neighbours and the others none.
+    """
+    import pandas as pd
+
+    from labelaudit import train
+
+    frame = pd.read_csv(table_csv)
+    pd.concat([frame, frame.iloc[:1]]).to_csv(table_csv, index=False)  # 151 rows
+    monkeypatch.setattr(train, "MAX_KNN_SAMPLES", 151 + offset)
+    result = scan(table_csv, ScanSettings(cv=5, epochs=3, audit="always"))
+    expected = ["mlp", "knn", "logreg", "knn_embedding"] if offset >= 0 else ["mlp", "logreg"]
+    assert list(result.member_probs) == expected
+    assert not np.isnan(result.pred_probs).any()

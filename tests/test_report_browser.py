@@ -304,7 +304,7 @@ def test_each_row_shows_which_members_doubt_the_label(watched, image_report, ima
     page = watched.open(image_report)
     first = flagged(result).iloc[0]
     cell = rows(page).nth(0).locator(".members")
-    members = ["cnn", "knn", "logreg"]
+    members = ["cnn", "knn", "logreg", "knn_embedding"]
     assert cell.locator(".member").all_inner_texts() == [
         f"{m} {round(float(first[f'quality_{m}']), 3):.2f}" for m in members]
     doubting = [m for m in members if round(float(first[f"quality_{m}"]), 3) < 0.5]
