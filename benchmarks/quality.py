@@ -330,7 +330,7 @@ def summary_lines(runs: pd.DataFrame) -> str:
             f" mean time {group['seconds'].mean():.1f} s")
     ours = means[means["contender"] == "labelaudit"].set_index(SETTING)
     others = means[means["contender"].map(is_contender)].groupby(SETTING)[["f1", "auprc"]].max()
-    joined = ours.join(others, rsuffix="_best", how="inner")
+    joined = ours.join(others.add_suffix("_best"), how="inner")
     if len(joined):
         lead = (joined["f1"] - joined["f1_best"]) * 100
         lines += ["", f"Target check: labelaudit F1 >= the best contender in "
