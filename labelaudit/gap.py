@@ -89,7 +89,10 @@ ADVICE = {
     "steep-climb": "The gap is climbing steeply: suspect the dataset, above all wrongly assigned "
                    "labels. Inspect the flagged samples by hand (labelaudit scan ranks them).",
     "underfitting": "Training loss is high or not falling: give the model more capacity, train "
-                    "longer, or improve the features or the learning rate.",
+                    "longer, or improve the features or the learning rate. On a large dataset "
+                    "a loss that levels off high with a small gap is also what many wrongly "
+                    "assigned labels look like to a model too small to memorise them: check "
+                    "the labels with labelaudit scan --audit always.",
     "too-little-evidence": "Too few epochs or too noisy curves to say; train for more epochs "
                            "(or validate on more samples) before drawing conclusions.",
 }
