@@ -256,13 +256,15 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
         run_audit, reason = False, "--audit never: the audit was skipped on request"
     elif monitor_verdict.steep:
         run_audit = True
-        reason = (f"the generalization gap climbs steeply (growth {monitor_verdict.growth:+.2f} "
-                  "of the loss scale): suspect wrongly assigned labels")
+        reason = (f"on the monitor fold (fold 1) the generalization gap climbs steeply (growth "
+                  f"{monitor_verdict.growth:+.2f} of the loss scale): suspect wrongly assigned "
+                  "labels")
     else:
         run_audit = False
-        reason = (f"the generalization gap does not climb steeply (regime: "
-                  f"{monitor_verdict.regime}), so the labels are not the first suspect; pass "
-                  "--audit always to audit anyway")
+        reason = (f"on the monitor fold (fold 1) the generalization gap does not climb steeply "
+                  f"(regime: {monitor_verdict.regime}), so the labels are not the first suspect; "
+                  "pass --audit always to audit anyway (advised for large datasets and images "
+                  "above 16 pixels, where the gap can miss label errors)")
 
     issues = pred_probs = members = None
     audit = {"ran": run_audit, "reason": reason, "n_flagged": None,
