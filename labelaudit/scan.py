@@ -33,6 +33,9 @@ class ScanSettings:
     patience: int | None = 5  # folds 2..cv stop this many epochs after their best
     monitor_patience: int | None = 8  # fold 1: None trains all --epochs
     monitor_min_epochs: int = 15
+    # Above this many samples the gap is watched on a seeded subsample of this size (fold 0 in
+    # history.csv) instead of on fold 1; None: always fold 1, on all its samples.
+    monitor_max_samples: int | None = 12_500
     lr: float = 3e-3
     hidden: int = 128
     image_size: int | None = None
@@ -237,16 +240,23 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
     splits = fold_splits(y, cv=settings.cv, random_state=settings.seed)
     cache = FoldCache(settings.cache_dir, cache_key(fingerprint(X, y), model, cv=settings.cv,
                                                     seed=settings.seed))
-    runner = _FoldRunner(X, y, splits, model=model, settings=settings, data_kind=ds.kind,
-                         cache=cache, progress=progress)
+    # Big data: the monitor is its own small fold 0, with the batch size of its sample size;
+    # otherwise fold 1 is the monitor.
+    separate = (settings.monitor_max_samples is not None
+                and ds.n_samples > settings.monitor_max_samples)
+    monitor_model = replace(model, batch_size=settings.batch_size or auto_batch_size(
+        settings.monitor_max_samples)) if separate else model
+    runner = _FoldRunner(X, y, splits, model=model, monitor_model=monitor_model,
+                         settings=settings, data_kind=ds.kind, cache=cache, progress=progress)
+    every_fold = ([0] if separate else []) + list(range(1, settings.cv + 1))
     if settings.audit == "always":
         # Nothing waits for the verdict: every fold starts at once, the monitor first (it is
-        # the longest), so parallel workers stay busy. The verdict comes from all the folds.
-        results = runner.run(range(1, settings.cv + 1), members=True)
+        # the longest), so parallel workers stay busy.
+        results = runner.run(every_fold, members=True)
         monitor_verdict = None
         lap("folds")
     else:
-        results = runner.run([1], members=False)
+        results = runner.run([0 if separate else 1], members=False)
         monitor_verdict = diagnose(history_frame(results))
         lap("monitor")
 
@@ -256,24 +266,24 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
         run_audit, reason = False, "--audit never: the audit was skipped on request"
     elif monitor_verdict.steep:
         run_audit = True
-        reason = (f"on the monitor fold (fold 1) the generalization gap climbs steeply (growth "
-                  f"{monitor_verdict.growth:+.2f} of the loss scale): suspect wrongly assigned "
-                  "labels")
+        reason = (f"on the monitor fold (fold {0 if separate else 1}) the generalization gap "
+                  f"climbs steeply (growth {monitor_verdict.growth:+.2f} of the loss scale): "
+                  "suspect wrongly assigned labels")
     else:
         run_audit = False
-        reason = (f"on the monitor fold (fold 1) the generalization gap does not climb steeply "
-                  f"(regime: {monitor_verdict.regime}), so the labels are not the first suspect; "
-                  "pass --audit always to audit anyway (advised for large datasets and images "
-                  "above 16 pixels, where the gap can miss label errors)")
+        reason = (f"on the monitor fold (fold {0 if separate else 1}) the generalization gap "
+                  f"does not climb steeply (regime: {monitor_verdict.regime}), so the labels are "
+                  "not the first suspect; pass --audit always to audit anyway (advised for "
+                  "images above 16 pixels, where the gap can miss label errors)")
 
     issues = pred_probs = members = None
     audit = {"ran": run_audit, "reason": reason, "n_flagged": None,
              "estimated_noise_rate": None}
     if run_audit:
-        if len(results) < settings.cv:
-            results = runner.run(range(1, settings.cv + 1), members=True)
+        if len(results) < len(every_fold):
+            results = runner.run(every_fold, members=True)
             lap("folds")
-        members = out_of_fold(results, ds.n_samples, ds.n_classes)
+        members = out_of_fold([r for r in results if r.fold > 0], ds.n_samples, ds.n_classes)
         weights = member_weights(y, members.values())
         pred_probs = pool_probs(list(members.values()), weights)
         from cleanlab.rank import get_label_quality_scores
@@ -291,7 +301,10 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
         audit["accuracy_out_of_fold"] = float((pred_probs.argmax(1) == y).mean())
         lap("confident_learning")
     history = history_frame(results)
-    verdict = diagnose(history) if len(results) > 1 else monitor_verdict
+    if separate:  # the verdict is the monitor's, whatever the audit mode
+        verdict = monitor_verdict or diagnose(history[history["fold"] == 0])
+    else:  # the verdict reads every fold there is
+        verdict = diagnose(history) if len(results) > 1 else monitor_verdict
     audit["best_epochs"] = [r.best_epoch for r in results]
     return dict(history=history, verdict=verdict, audit=audit, issues=issues,
                 pred_probs=pred_probs, member_probs=members)
@@ -300,35 +313,46 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
 class _FoldRunner:
     """Runs folds through the chosen backend, reusing and filling the fold cache."""
 
-    def __init__(self, X, y, splits, *, model, settings, data_kind, cache, progress):
+    def __init__(self, X, y, splits, *, model, monitor_model, settings, data_kind, cache,
+                 progress):
         self.X, self.y, self.splits = X, y, splits
-        self.model, self.settings, self.data_kind = model, settings, data_kind
+        self.model, self.monitor_model = model, monitor_model
+        self.settings, self.data_kind = settings, data_kind
         self.cache, self.progress = cache, progress
 
     def run(self, folds, *, members: bool) -> list:
         from .backends import auto_jobs, execute
+        from .train import monitor_split
 
         n_jobs = self.settings.n_jobs or auto_jobs(len(self.y))
         results, extra, jobs = {}, {}, []
         for fold in folds:
-            results[fold] = self.cache.get(f"fold{fold}")
-            extra[fold] = self.cache.get(f"fold{fold}-members") if members else {}
+            name = f"monitor{self.settings.monitor_max_samples}" if fold == 0 else f"fold{fold}"
+            results[fold] = self.cache.get(name)
+            extra[fold] = self.cache.get(f"{name}-members") if members and fold > 0 else {}
             if results[fold] is None or extra[fold] is None:
-                train_index, test_index = self.splits[fold - 1]
+                if fold == 0:
+                    train_index, test_index = monitor_split(
+                        *self.splits[0], self.settings.monitor_max_samples,
+                        random_state=self.settings.seed)
+                else:
+                    train_index, test_index = self.splits[fold - 1]
                 jobs.append(dict(
                     train_index=train_index, test_index=test_index, fold=fold,
-                    settings=self.model, random_state=self.settings.seed,
+                    settings=self.monitor_model if fold == 0 else self.model,
+                    random_state=self.settings.seed,
                     data_kind=self.data_kind, want_model=results[fold] is None,
                     want_members=extra[fold] is None))
         for fold, result, fold_members in execute(
                 self.X, self.y, jobs, backend=self.settings.backend, n_jobs=n_jobs,
                 scheduler=self.settings.scheduler, progress=self.progress,
                 total_epochs=self.model.epochs):
+            name = f"monitor{self.settings.monitor_max_samples}" if fold == 0 else f"fold{fold}"
             if result is not None:
-                self.cache.put(f"fold{fold}", result)
+                self.cache.put(name, result)
                 results[fold] = result
             if fold_members is not None:
-                self.cache.put(f"fold{fold}-members", fold_members)
+                self.cache.put(f"{name}-members", fold_members)
                 extra[fold] = fold_members
         return [replace(results[f], member_probs=extra[f]) for f in folds]
 

@@ -206,3 +206,43 @@ def test_large_out_of_fold_arrays_are_memory_mapped(monkeypatch, table_csv):
     assert all(isinstance(p, np.memmap) for p in mapped.member_probs.values())
     assert not any(isinstance(p, np.memmap) for p in in_memory.member_probs.values())
     _same_result(in_memory, mapped)
+
+
+def test_big_data_is_monitored_on_a_subsample_as_fold_0(table_csv, monkeypatch):
+    """Above monitor_max_samples the gap is watched on a seeded subsample of fold 1's split."""
+    from labelaudit import train
+    from labelaudit.gap import diagnose
+
+    seen = {}
+    real_train_fold = train.train_fold
+
+    def spy(X, y, train_index, test_index, **kwargs):
+        seen[kwargs["fold"]] = (set(train_index), set(test_index), kwargs["settings"])
+        return real_train_fold(X, y, train_index, test_index, **kwargs)
+
+    monkeypatch.setattr(train, "train_fold", spy)
+    settings = ScanSettings(epochs=16, cv=3, monitor_max_samples=60)
+    healthy = scan(table_csv, replace(settings, audit="never"))
+    assert list(seen) == [0]  # only the monitor trained
+    monitor_train, monitor_test, monitor_settings = seen[0]
+    fold1_train, fold1_test = (set(i) for i in train.fold_splits(
+        pd.read_csv(table_csv)["label"].to_numpy(), cv=3)[0])
+    assert len(monitor_train) + len(monitor_test) == 60
+    assert monitor_train <= fold1_train and monitor_test <= fold1_test
+    assert monitor_settings.batch_size == 8  # the batch size of 60 samples, not of 150
+    assert set(healthy.history["fold"]) == {0}
+
+    audited = scan(table_csv, replace(settings, audit="always"))
+    assert sorted(seen) == [0, 1, 2, 3]
+    assert set(audited.history["fold"]) == {0, 1, 2, 3}
+    # The verdict is the monitor's in every mode; the audit scores every sample from folds 1-3.
+    monitor = audited.history[audited.history["fold"] == 0]
+    assert audited.verdict == diagnose(monitor) == healthy.verdict
+    assert len(audited.issues) == 150 and not np.isnan(audited.pred_probs).any()
+    fold1 = seen[1]
+    assert fold1[0] == fold1_train and fold1[2].batch_size != 8
+
+    # A dataset at or below the limit keeps fold 1 as its monitor.
+    seen.clear()
+    scan(table_csv, replace(settings, audit="never", monitor_max_samples=150))
+    assert list(seen) == [1]
