@@ -127,6 +127,9 @@ def validate_settings(settings: ScanSettings) -> None:
     if settings.filter_by not in FILTERS:
         raise UsageError(f"--filter-by must be one of {', '.join(FILTERS)}, not "
                          f"{settings.filter_by!r}")
+    if settings.monitor_max_samples is not None and settings.monitor_max_samples < 20:
+        raise UsageError("monitor_max_samples must be at least 20, or None to watch all of "
+                         f"fold 1 (got {settings.monitor_max_samples})")
     if settings.cv < 2:
         raise UsageError(f"--cv must be at least 2 (got {settings.cv})")
     if settings.epochs < 1:
@@ -250,8 +253,8 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
                          settings=settings, data_kind=ds.kind, cache=cache, progress=progress)
     every_fold = ([0] if separate else []) + list(range(1, settings.cv + 1))
     if settings.audit == "always":
-        # Nothing waits for the verdict: every fold starts at once, the monitor first (it is
-        # the longest), so parallel workers stay busy.
+        # Nothing waits for the verdict: every fold starts at once, fold 1 (it trains longest)
+        # before the others, so parallel workers stay busy.
         results = runner.run(every_fold, members=True)
         monitor_verdict = None
         lap("folds")

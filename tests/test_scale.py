@@ -246,3 +246,8 @@ def test_big_data_is_monitored_on_a_subsample_as_fold_0(table_csv, monkeypatch):
     seen.clear()
     scan(table_csv, replace(settings, audit="never", monitor_max_samples=150))
     assert list(seen) == [1]
+
+    from labelaudit.errors import UsageError
+
+    with pytest.raises(UsageError, match="monitor_max_samples must be at least 20"):
+        scan(table_csv, replace(settings, monitor_max_samples=5))
