@@ -122,19 +122,26 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         return padded[torch.arange(n)[:, None, None, None], torch.arange(batch.shape[1])[
             None, :, None, None], rows, cols]
 
+    def _forward(self, module, X, index, width: int, then=lambda out: out):
+        """`then(module(rows))` for rows `index`, in inference mode and large batches."""
+        import torch
+
+        module.eval()
+        out = np.empty((len(index), width), dtype=np.float32)
+        step = max(self.batch_size, 512)
+        with torch.no_grad():
+            for start in range(0, len(index), step):
+                part = index[start:start + step]
+                out[start:start + len(part)] = then(module(self._batch(X, part))).cpu().numpy()
+        return out
+
     def _eval(self, X, y=None, index=None):
         """Mean cross-entropy (when y given) and softmax probabilities for rows `index`."""
         import torch
 
         index = np.arange(X.shape[0]) if index is None else index
-        self.network_.eval()
-        probs = np.empty((len(index), self.n_classes_), dtype=np.float32)
-        step = max(self.batch_size, 512)
-        with torch.no_grad():
-            for start in range(0, len(index), step):
-                part = index[start:start + step]
-                logits = self.network_(self._batch(X, part))
-                probs[start:start + len(part)] = torch.softmax(logits, 1).cpu().numpy()
+        probs = self._forward(self.network_, X, index, self.n_classes_,
+                              then=lambda logits: torch.softmax(logits, 1))
         loss = None
         if y is not None:
             picked = probs[np.arange(len(index)), y[index]]
@@ -206,18 +213,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     def transform(self, X, index=None):
         """The penultimate layer's activations (the learned features) for rows `index`."""
-        import torch
-
         index = np.arange(X.shape[0]) if index is None else index
-        body = self.network_[:-1]
-        body.eval()
-        out = np.empty((len(index), self.hidden), dtype=np.float32)
-        step = max(self.batch_size, 512)
-        with torch.no_grad():
-            for start in range(0, len(index), step):
-                part = index[start:start + step]
-                out[start:start + len(part)] = body(self._batch(X, part)).cpu().numpy()
-        return out
+        return self._forward(self.network_[:-1], X, index, self.hidden)
 
     def predict(self, X):
         return self.predict_proba(X).argmax(1)

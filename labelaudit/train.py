@@ -39,7 +39,7 @@ class FoldResult:
     history: list  # dicts: epoch, train_loss, val_loss
     best_epoch: int
     member_probs: dict = field(default_factory=dict)  # name -> held-out probs of other members
-    embedding_probs: dict = field(default_factory=dict)
+    embedding_probs: dict = field(default_factory=dict)  # name -> neighbours in learned space
 
 
 def fold_splits(y, *, cv: int = 5, random_state: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -126,8 +126,9 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
     return FoldResult(fold=fold, test_index=np.asarray(test_index),
                       pred_probs=model.val_pred_probs_.astype(np.float32),
                       history=model.history_, best_epoch=int(model.best_epoch_),
+                      # Fold 0, the subsample monitor, is never scored: no neighbours for it.
                       embedding_probs=embedding_neighbours(model, X, y, train_index, test_index)
-                      if neighbours and len(y) <= MAX_KNN_SAMPLES else {})
+                      if neighbours and fold > 0 and len(y) <= MAX_KNN_SAMPLES else {})
 
 
 def embedding_neighbours(model, X, y, train_index, test_index) -> dict:
