@@ -314,7 +314,11 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
 
 
 class _FoldRunner:
-    """Runs folds through the chosen backend, reusing and filling the fold cache."""
+    """Runs folds through the chosen backend, reusing and filling the fold cache.
+
+    Finished folds are also kept in memory, so the audit after the monitor reuses the
+    monitor's fold even without a cache.
+    """
 
     def __init__(self, X, y, splits, *, model, monitor_model, settings, data_kind, cache,
                  progress):
@@ -322,6 +326,16 @@ class _FoldRunner:
         self.model, self.monitor_model = model, monitor_model
         self.settings, self.data_kind = settings, data_kind
         self.cache, self.progress = cache, progress
+        self.done = {}  # entry name -> what this runner trained or loaded
+
+    def _get(self, name):
+        if name not in self.done:
+            self.done[name] = self.cache.get(name)
+        return self.done[name]
+
+    def _put(self, name, value):
+        self.done[name] = value
+        self.cache.put(name, value)
 
     def run(self, folds, *, members: bool) -> list:
         from .backends import auto_jobs, execute
@@ -331,8 +345,8 @@ class _FoldRunner:
         results, extra, jobs = {}, {}, []
         for fold in folds:
             name = f"monitor{self.settings.monitor_max_samples}" if fold == 0 else f"fold{fold}"
-            results[fold] = self.cache.get(name)
-            extra[fold] = self.cache.get(f"{name}-members") if members and fold > 0 else {}
+            results[fold] = self._get(name)
+            extra[fold] = self._get(f"{name}-members") if members and fold > 0 else {}
             if results[fold] is None or extra[fold] is None:
                 if fold == 0:
                     train_index, test_index = monitor_split(
@@ -352,10 +366,10 @@ class _FoldRunner:
                 total_epochs=self.model.epochs):
             name = f"monitor{self.settings.monitor_max_samples}" if fold == 0 else f"fold{fold}"
             if result is not None:
-                self.cache.put(name, result)
+                self._put(name, result)
                 results[fold] = result
             if fold_members is not None:
-                self.cache.put(f"{name}-members", fold_members)
+                self._put(f"{name}-members", fold_members)
                 extra[fold] = fold_members
         return [replace(results[f], member_probs=extra[f]) for f in folds]
 
