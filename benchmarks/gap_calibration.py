@@ -5,7 +5,9 @@ dataset written to a temporary folder: the scan's own loading, features, model d
 monitor fold(s), then its gap diagnosis. Datasets are built from scikit-learn's bundled data (the
 demo datasets' sources, digits as images and as a table, wine, breast cancer, iris), clean and with
 label noise injected by `labelaudit.noise.inject_noise` (cleanlab's noise generation) with the
-run's seed.
+run's seed. `mnist-1000` and `mnist-3000` are 28x28 images, a seeded sample of the MNIST test set
+in ../shared/data/mnist-test (skipped, with a note, when it is absent): images above 16 pixels,
+which the audit's network trains on random shifts and the monitor watches without them.
 
     python benchmarks/gap_calibration.py                 # the full table (CPU-heavy)
     python benchmarks/gap_calibration.py --quick         # two small tables, one seed
@@ -31,7 +33,9 @@ import pandas as pd
 NOISE_RATES = (0.0, 0.05, 0.10, 0.20, 0.40)
 SEEDS = 5
 # Cheapest first; seeds are the outer loop, so an interrupted run still covers every cell.
-DATASETS = ("iris", "wine", "breast-cancer", "digits-table", "digits-images")
+DATASETS = ("iris", "wine", "breast-cancer", "digits-table", "digits-images", "mnist-1000",
+            "mnist-3000")
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-test"
 QUICK = {"datasets": ("iris", "wine"), "noise": (0.0, 0.20), "seeds": 1}
 
 
@@ -44,10 +48,29 @@ def _bunch(name: str):
     return loader()
 
 
-def write_dataset(name: str, labels: np.ndarray, folder: Path) -> Path:
+def _mnist(name: str, seed: int):
+    """(images, labels): `mnist-N` is a sample of N test images drawn with the run's seed."""
+    import gzip
+
+    raw = gzip.open(MNIST / "t10k-images-idx3-ubyte.gz").read()
+    images = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)
+    raw = gzip.open(MNIST / "t10k-labels-idx1-ubyte.gz").read()
+    labels = np.frombuffer(raw, np.uint8, offset=8).astype(np.int64)
+    keep = np.sort(np.random.default_rng(seed).choice(len(labels), int(name.split("-")[1]),
+                                                      replace=False))
+    return images[keep], labels[keep]
+
+
+def write_dataset(name: str, labels: np.ndarray, folder: Path, images=None) -> Path:
     """Write dataset `name` with the given (possibly noisy) labels; return the path to scan."""
     from PIL import Image
 
+    if images is not None:  # MNIST
+        root = folder / name
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+            (root / str(label)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image, mode="L").save(root / str(label) / f"m{i:05d}.png")
+        return root
     bunch = _bunch(name)
     classes = np.asarray([str(c) for c in bunch.target_names], dtype=object)
     if name == "digits-images":
@@ -70,10 +93,14 @@ def run_one(name: str, noise: float, seed: int, settings) -> tuple[dict, pd.Data
     from labelaudit.noise import inject_noise
     from labelaudit.scan import scan
 
-    y = _bunch(name).target
+    images = None
+    if name.startswith("mnist"):
+        images, y = _mnist(name, seed)
+    else:
+        y = _bunch(name).target
     noisy = inject_noise(y, noise, random_state=seed)
     with tempfile.TemporaryDirectory(prefix="gapcal-") as tmp:
-        path = write_dataset(name, noisy, Path(tmp))
+        path = write_dataset(name, noisy, Path(tmp), images)
         started = time.perf_counter()
         result = scan(path, replace(settings, audit="never", seed=seed))
     verdict = result.verdict
@@ -163,6 +190,9 @@ def main(argv=None) -> int:
 
     quick = QUICK if args.quick else {}
     datasets = args.datasets or quick.get("datasets", DATASETS)
+    if not MNIST.exists() and any(name.startswith("mnist") for name in datasets):
+        print(f"note: the MNIST datasets are skipped: {MNIST} is absent", file=sys.stderr)
+        datasets = [name for name in datasets if not name.startswith("mnist")]
     noise_rates = args.noise or quick.get("noise", NOISE_RATES)
     seeds = args.seeds or quick.get("seeds", SEEDS)
     settings = ScanSettings() if args.epochs is None else ScanSettings(epochs=args.epochs)

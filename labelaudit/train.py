@@ -109,7 +109,8 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
         device=settings.device, random_state=random_state + fold,
         # The monitor (fold 1) trains on past its best validation epoch, long enough for the gap
         # verdict to see a climb; the other folds only need their best epoch's probabilities.
-        # Fold 0 is the monitor on a subsample of big data (see `monitor_split`).
+        # Fold 0 is a separate monitor: on a subsample of big data (`monitor_split`), or
+        # unshifted images (see scan._audit).
         patience=settings.monitor_patience if fold in (0, 1) else settings.patience,
         min_epochs=settings.monitor_min_epochs if fold in (0, 1) else 0, shift=settings.shift,
     )
@@ -126,7 +127,7 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
     return FoldResult(fold=fold, test_index=np.asarray(test_index),
                       pred_probs=model.val_pred_probs_.astype(np.float32),
                       history=model.history_, best_epoch=int(model.best_epoch_),
-                      # Fold 0, the subsample monitor, is never scored: no neighbours for it.
+                      # Fold 0, the separate monitor, is never scored: no neighbours for it.
                       embedding_probs=embedding_neighbours(model, X, y, train_index, test_index)
                       if neighbours and fold > 0 and len(y) <= MAX_KNN_SAMPLES else {})
 

@@ -251,3 +251,36 @@ def test_big_data_is_monitored_on_a_subsample_as_fold_0(table_csv, monkeypatch):
 
     with pytest.raises(UsageError, match="monitor_max_samples must be at least 20"):
         scan(table_csv, replace(settings, monitor_max_samples=5))
+
+
+def test_shifted_images_are_monitored_without_shifts_as_fold_0(digit_folder, monkeypatch):
+    """Images above 16 pixels train on random shifts; the gap is watched on an unshifted twin
+    of fold 1 (fold 0), because shifts keep a network from memorising wrong labels."""
+    from labelaudit import train
+    from labelaudit.gap import diagnose
+
+    seen = {}
+    real_train_fold = train.train_fold
+
+    def spy(X, y, train_index, test_index, **kwargs):
+        seen[kwargs["fold"]] = (list(train_index), list(test_index), kwargs["settings"])
+        return real_train_fold(X, y, train_index, test_index, **kwargs)
+
+    monkeypatch.setattr(train, "train_fold", spy)
+    settings = ScanSettings(epochs=6, cv=3, image_size=20)
+    healthy = scan(digit_folder, replace(settings, audit="never"))
+    assert list(seen) == [0] and set(healthy.history["fold"]) == {0}
+    assert seen[0][2].shift == 0
+
+    audited = scan(digit_folder, replace(settings, audit="always"))
+    assert sorted(seen) == [0, 1, 2, 3]
+    assert seen[0][:2] == seen[1][:2]  # the same split as fold 1, all of it
+    assert seen[0][2] == replace(seen[1][2], shift=0) and seen[1][2].shift == 2
+    assert audited.verdict == diagnose(audited.history[audited.history["fold"] == 0]) \
+        == healthy.verdict
+    assert len(audited.issues) == 90 and not np.isnan(audited.pred_probs).any()
+
+    # Unshifted images (8 pixels) keep fold 1 as their monitor.
+    seen.clear()
+    scan(digit_folder, replace(settings, audit="never", image_size=None))
+    assert list(seen) == [1] and seen[1][2].shift == 0
