@@ -164,45 +164,55 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
     from cleanlab.rank import get_label_quality_scores
     from sklearn.metrics import average_precision_score
 
+    from labelaudit.audit import member_votes
+
     pred_probs = found.extra.get("pred_probs")
+    member_probs = found.extra.get("member_probs") or {}
     rows = {}
     if pred_probs is not None:
+        # What `scan --filter-by RULE` does: each member's own filter votes.
         for filter_by in ("both", "confident_learning", "prune_by_class", "low_self_confidence",
                           "low_normalized_margin"):
-            variant = Found(find_label_issues(labels, pred_probs, filter_by=filter_by),
-                            found.label_quality, found.estimated_noise_rate)
+            flags = member_votes(labels, member_probs, filter_by=filter_by)[0] if member_probs \
+                else find_label_issues(labels, pred_probs, filter_by=filter_by)
+            variant = Found(flags, found.label_quality, found.estimated_noise_rate)
             rows[f"labelaudit[filter={filter_by}]"] = score(is_noisy, variant)
         for method in ("self_confidence", "confidence_weighted_entropy"):
             variant = Found(found.is_label_issue,
                             get_label_quality_scores(labels, pred_probs, method=method),
                             found.estimated_noise_rate)
             rows[f"labelaudit[rank={method}]"] = score(is_noisy, variant)
-    member_probs = found.extra.get("member_probs") or {}
     if member_probs:
         from cleanlab.count import num_label_issues
 
         from labelaudit.audit import RANK_BY, member_weights, pool_probs
 
-        def pooled_row(pooled, filter_by="prune_by_noise_rate"):
-            return score(is_noisy, Found(find_label_issues(labels, pooled, filter_by=filter_by),
-                                         get_label_quality_scores(labels, pooled,
-                                                                  method=RANK_BY),
+        def pooled_row(pooled, members=None):
+            """Scores of `pooled` as the ranking; is_label_issue by the members' vote (the
+            default), or by cleanlab's filter on `pooled` itself when `members` is None."""
+            flags = member_votes(labels, members)[0] if members \
+                else find_label_issues(labels, pooled)
+            return score(is_noisy, Found(flags, get_label_quality_scores(labels, pooled,
+                                                                         method=RANK_BY),
                                          found.estimated_noise_rate))
 
         probs = list(member_probs.values())
         weights = member_weights(labels, probs)
+        # The default before the members' vote: cleanlab's filter on the pooled probabilities.
+        rows["labelaudit[flag=pooled-filter]"] = pooled_row(pred_probs)
         # Pooling alternatives to the default (the accuracy-weighted mean).
         logs = np.mean([np.log(np.clip(p.astype(np.float64), 1e-6, 1.0)) for p in probs], 0)
         geometric = np.exp(logs - logs.max(1, keepdims=True))
         rows["labelaudit[pool=geometric-mean]"] = pooled_row(
-            geometric / geometric.sum(1, keepdims=True))
-        rows["labelaudit[pool=uniform-mean]"] = pooled_row(pool_probs(probs))
+            geometric / geometric.sum(1, keepdims=True), member_probs)
+        rows["labelaudit[pool=uniform-mean]"] = pooled_row(pool_probs(probs), member_probs)
         rows["labelaudit[pool=accuracy-squared]"] = pooled_row(
-            pool_probs(probs, np.square(weights)))
+            pool_probs(probs, np.square(weights)), member_probs)
         for left_out in member_probs:
-            kept = [p for name, p in member_probs.items() if name != left_out]
+            kept = {name: p for name, p in member_probs.items() if name != left_out}
             rows[f"labelaudit[pool-without={left_out}]"] = pooled_row(
-                pool_probs(kept, member_weights(labels, kept)))
+                pool_probs(list(kept.values()), member_weights(labels, list(kept.values()))),
+                kept)
         # Temperature scaling of the pooled probabilities, T fitted on the out-of-fold
         # probabilities against the given labels (lowest mean log loss on a grid).
         logp = np.log(np.clip(pred_probs.astype(np.float64), 1e-7, 1.0))
@@ -215,7 +225,8 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
         grid = np.exp(np.linspace(np.log(0.25), np.log(4.0), 41))
         nll = [-np.log(np.clip(scaled(t)[np.arange(len(labels)), labels], 1e-12, 1)).mean()
                for t in grid]
-        rows["labelaudit[pool=temperature-scaled]"] = pooled_row(scaled(grid[int(np.argmin(nll))]))
+        rows["labelaudit[pool=temperature-scaled]"] = pooled_row(scaled(grid[int(np.argmin(nll))]),
+                                                                 member_probs)
         # As many flags as cleanlab estimates errors, the lowest-ranked ones.
         lowest = np.zeros(len(labels), dtype=bool)
         count = int(num_label_issues(labels, pred_probs))
@@ -230,7 +241,7 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
 
 
 def run_setting(bench: Bench, noise: float, noise_type: str, seed: int, contenders,
-                *, levers: bool) -> list[dict]:
+                *, levers: bool, save_probs: Path | None = None) -> list[dict]:
     """Inject one noise setting and run every contender on it; one row per contender."""
     from labelaudit.noise import inject_noise
 
@@ -254,6 +265,12 @@ def run_setting(bench: Bench, noise: float, noise_type: str, seed: int, contende
         note(f"{bench.name:>13} {noise:.0%} {noise_type:<15} seed {seed} {name:<11} "
              f"F1 {row['f1']:.3f} AUPRC {row['auprc']:.3f} noise {row['estimated_noise_rate']:.3f}"
              f" (injected {row['injected_rate']:.3f}) {seconds:6.1f} s")
+        if save_probs is not None and found.extra.get("pred_probs") is not None:
+            save_probs.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(
+                save_probs / f"{bench.name}-{noise}-{noise_type}-{seed}-{name}.npz",
+                true_labels=bench.y, labels=labels, pred_probs=found.extra["pred_probs"],
+                **{f"member_{k}": v for k, v in found.extra.get("member_probs", {}).items()})
         if levers and name == "labelaudit":
             for variant, scores in lever_rows(is_noisy, labels, found).items():
                 rows.append({**common, "contender": variant, **scores,
@@ -377,6 +394,10 @@ def parse_args(argv=None):
     parser.add_argument("--levers", action="store_true",
                         help="also rescore labelaudit's probabilities with other cleanlab "
                              "filters/rankings and each member alone")
+    parser.add_argument("--save-probs", type=Path, metavar="DIR",
+                        help="keep labelaudit's out-of-fold probabilities (pooled and per "
+                        "member) and the labels of every run in DIR, one .npz per run, to "
+                        "study thresholds and pooling without retraining")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 is fastest on a busy machine)")
     parser.add_argument("--out", type=Path, help="CSV of every run (default "
@@ -429,7 +450,7 @@ def main(argv=None) -> int:
             for noise_type in types:
                 for seed in range(args.first_seed, args.first_seed + seeds):
                     rows += run_setting(bench, noise, noise_type, seed, contenders,
-                                        levers=args.levers)
+                                        levers=args.levers, save_probs=args.save_probs)
                     pd.DataFrame(rows).to_csv(out, index=False)  # partial runs keep results
     if not rows:
         raise SystemExit("no runs: every dataset was skipped")

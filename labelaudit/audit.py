@@ -52,12 +52,51 @@ def pool_probs(members, weights=None) -> np.ndarray:
     return out
 
 
+def member_votes(labels, members: dict, *, filter_by="prune_by_noise_rate"):
+    """Which members' own confident learning flags each sample, and the vote.
+
+    Returns (is_label_issue, flagged_by): a sample is a label issue when at least half of the
+    members flag it, each with cleanlab's `find_label_issues` on its own out-of-fold
+    probabilities; `flagged_by` names them, joined by ";".
+
+    Each member's filter counts as many errors as its own confident joint estimates, so the
+    vote needs no threshold of its own: with four members two must agree, with three two, with
+    two either one. On the quality benchmark's grid (36 settings, 3 seeds) cleanlab's filter on
+    the pooled probabilities under-flagged at 10% noise on digits and wine and over-flagged on
+    20 Newsgroups; the vote raised mean F1 from 0.775 to 0.789, the settings where it is at
+    least the best contender's from 29 to 32, and its share of flagged samples was within 3
+    points of the injected noise on 21 of 24 settings at 10-20% noise, where the pooled joint's
+    estimate was on 18 (benchmarks/README.md). On a 100,000-row table with 10% noise and two
+    members, either one flagging gave F1 0.980, the pooled filter 0.948, both 0.899.
+
+    >>> labels = np.array([0, 0, 0, 1, 1, 1])
+    >>> sure = np.array([[.9, .1], [.8, .2], [.1, .9], [.2, .8], [.1, .9], [.9, .1]])
+    >>> unsure = np.array([[.9, .1], [.8, .2], [.6, .4], [.2, .8], [.1, .9], [.4, .6]])
+    >>> flags, flagged_by = member_votes(labels, {"a": sure, "b": unsure})
+    >>> flags.tolist(), flagged_by.tolist()
+    ([False, False, True, False, False, True], ['', '', 'a', '', '', 'a'])
+    """
+    from cleanlab.filter import find_label_issues
+
+    labels = np.asarray(labels, dtype=np.int64)
+    flags = {name: find_label_issues(labels, np.asarray(probs, dtype=np.float64),
+                                     filter_by=filter_by, n_jobs=1)
+             for name, probs in members.items()}
+    votes = np.sum(list(flags.values()), axis=0)
+    names = np.array([";".join(name for name, f in flags.items() if f[i])
+                      for i in range(len(labels))], dtype=object)
+    return votes >= (len(members) + 1) // 2, names
+
+
 def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_by_noise_rate",
-                rank_by=RANK_BY, evidence=None):
+                rank_by=RANK_BY, evidence=None, members=None):
     """One row per sample, sorted by label_quality ascending, with cleanlab's verdicts.
 
     `evidence` maps column names to per-sample arrays (in input order) appended after the
-    contract's six columns, e.g. each ensemble member's own label quality.
+    contract's six columns, e.g. each ensemble member's own label quality. With `members`
+    (name -> that member's out-of-fold probabilities, pooled into `pred_probs`),
+    `is_label_issue` is their vote (`member_votes`) and a `flagged_by` column follows the
+    evidence; without, cleanlab's filter on `pred_probs` decides.
 
     Returns (issues DataFrame, estimates dict). Columns start with ISSUE_COLUMNS; `rank` is
     1..n among flagged samples and empty (<NA>) for the others.
@@ -91,9 +130,13 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
         filter_by = "low_self_confidence (batched, low memory)"
         is_issue = find_label_issues_batched(labels, pred_probs, batch_size=100_000, n_jobs=1,
                                              verbose=False, return_mask=True)
+        flagged_by = None
+    elif members:
+        is_issue, flagged_by = member_votes(labels, members, filter_by=filter_by)
     else:
         is_issue = find_label_issues(labels, pred_probs, filter_by=filter_by,
                                      n_jobs=None if n > 200_000 else 1)
+        flagged_by = None
     suggested = pred_probs.argmax(1)
     joint = estimate_joint(labels, pred_probs)
 
@@ -106,6 +149,8 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
     })
     for name, values in (evidence or {}).items():
         frame[name] = values
+    if flagged_by is not None:
+        frame["flagged_by"] = flagged_by
     # Stable sort with id as tie-breaker keeps the ranking deterministic.
     frame = frame.sort_values(["label_quality", "id"], kind="stable").reset_index(drop=True)
     rank = pd.array([pd.NA] * n, dtype="Int64")
@@ -114,8 +159,11 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
     frame.insert(5, "rank", rank)
     estimates = {
         "n_flagged": int(is_issue.sum()),
-        "estimated_noise_rate": float(1.0 - np.trace(joint)),
+        # The share of samples flagged: each flag is a counted estimate (cleanlab's confident
+        # joint, per member with the vote), and the report's count and rate then agree.
+        "estimated_noise_rate": float(is_issue.mean()),
         "flagged_rate": float(is_issue.mean()),
+        "joint_noise_rate": float(1.0 - np.trace(joint)),
         "per_class_issue_rate": {c: float(is_issue[labels == i].mean()) if (labels == i).any()
                                  else 0.0 for i, c in enumerate(classes)},
         "joint": joint.tolist(),  # rows: given label, columns: true label (cleanlab's estimate)

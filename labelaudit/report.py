@@ -189,8 +189,8 @@ def _review(result, summary: dict) -> dict:
     if flagged["rank"].notna().all():
         flagged = flagged.sort_values("rank", kind="stable")
     top = flagged.head(result.settings.top_k)
-    # Each ensemble member's own label quality (issues.csv's quality_<member> columns): which
-    # signals doubt the label, shown beside the pooled score.
+    # Each ensemble member's own label quality (issues.csv's quality_<member> columns), shown
+    # beside the pooled score, with the members that flagged the label (flagged_by) marked.
     evidence = [c for c in result.issues.columns if str(c).startswith("quality_")]
     review["members"] = [str(c).removeprefix("quality_") for c in evidence]
     review["n_flagged"] = int(len(flagged))
@@ -212,6 +212,9 @@ def _review(result, summary: dict) -> dict:
             "label_quality": _finite(record["label_quality"], digits=6),
             "rank": None if _missing(record["rank"]) else int(record["rank"]),
             "evidence": [_finite(record[c], digits=3) for c in evidence],
+            # The members whose own confident learning flagged the sample (the vote).
+            "flagged_by": [] if _missing(record.get("flagged_by"))
+            else [name for name in str(record["flagged_by"]).split(";") if name],
         }
         k = position.get(row["id"])
         if k in values:

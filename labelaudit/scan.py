@@ -303,7 +303,8 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
         evidence = {f"quality_{name}": get_label_quality_scores(y, probs, method=RANK_BY)
                     for name, probs in members.items()}
         issues, estimates = find_issues(y, pred_probs, ids=ds.ids, classes=ds.classes,
-                                        filter_by=settings.filter_by, evidence=evidence)
+                                        filter_by=settings.filter_by, evidence=evidence,
+                                        members=members)
         estimates["members"] = list(members)
         estimates["member_weights"] = dict(zip(members, weights, strict=True))
         audit.update(estimates)

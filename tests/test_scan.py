@@ -123,7 +123,12 @@ def test_scan_images_writes_contract_outputs(tmp_path, digit_folder):
     assert {"steep", "slope", "regime", "epochs"} <= set(summary["gap"])
     assert summary["audit"]["ran"] is True
     assert summary["audit"]["n_flagged"] == int(issues["is_label_issue"].sum())
-    assert 0 <= summary["audit"]["estimated_noise_rate"] <= 1
+    # The estimate is the share flagged, so the report's count and rate agree.
+    assert summary["audit"]["estimated_noise_rate"] == pytest.approx(
+        summary["audit"]["n_flagged"] / 90)
+    assert 0 <= summary["audit"]["joint_noise_rate"] <= 1  # cleanlab's, on the pooled probs
+    assert list(issues.columns[6:]) == ["quality_cnn", "quality_knn", "quality_logreg",
+                                        "quality_knn_embedding", "flagged_by"]
     assert summary["settings"]["cv"] == 3 and summary["settings"]["seed"] == 0
     assert {"load", "folds", "total"} <= set(summary["timings"])  # always: no monitor stage
     assert summary["version"]
@@ -197,9 +202,18 @@ def test_filter_by_chooses_cleanlabs_rule_and_keeps_the_ranking(tmp_path, table_
         flagged[rule] = pd.read_csv(out / "issues.csv", dtype={"id": str})
     default, neq = flagged["prune_by_noise_rate"], flagged["predicted_neq_given"]
     assert list(default["id"]) == list(neq["id"])  # the ranking does not depend on the rule
-    # predicted_neq_given flags exactly the samples whose suggested label is another class.
-    assert (neq["is_label_issue"] == (neq["suggested_label"] != neq["given_label"])).all()
-    assert not default["is_label_issue"].equals(neq["is_label_issue"])
+    # Each member's own rule votes: with predicted_neq_given a member flags exactly the samples
+    # where it prefers another class (its own normalized margin below 0.5), and a sample is
+    # flagged when at least half of the members do.
+    members = [c.removeprefix("quality_") for c in neq.columns if c.startswith("quality_")]
+    assert members == ["mlp", "knn", "logreg", "knn_embedding"]
+    doubting = neq[[f"quality_{m}" for m in members]].to_numpy() < 0.5
+    flagged_by = neq["flagged_by"].fillna("").str.split(";")
+    assert [[m for m, d in zip(members, row, strict=True) if d] for row in doubting] == \
+        [[m for m in names if m] for names in flagged_by]
+    assert (neq["is_label_issue"] == (doubting.sum(1) >= 2)).all()
+    assert neq["is_label_issue"].any() and not default["is_label_issue"].equals(
+        neq["is_label_issue"])
     bad = run("scan", table_csv, "--out", tmp_path / "bad", "--filter-by", "lowest")
     assert bad.exit_code == 2 and "--filter-by" in bad.output
     assert not (tmp_path / "bad").exists()

@@ -268,17 +268,20 @@
     return tr;
   }
 
-  // Each ensemble member's own label quality (normalized margin): below 0.5 it prefers another
-  // class to the given label.
+  // Each ensemble member's own label quality (normalized margin; below 0.5 it prefers another
+  // class to the given label), marked where the member's own confident learning flagged the
+  // label: a sample is flagged when at least half of the members flag it.
   function evidenceOf(row) {
     var box = el("div", "members");
+    var flaggedBy = row.flagged_by || [];
     (R.members || []).forEach(function (name, i) {
       var value = row.evidence ? row.evidence[i] : null;
-      var doubt = value !== null && value !== undefined && value < 0.5;
+      var doubt = flaggedBy.indexOf(name) >= 0;
       var item = el("span", doubt ? "member doubt" : "member",
                     name + " " + (value === null || value === undefined ? "n/a" : value.toFixed(2)));
-      item.title = name + (doubt ? " prefers another class to the given label"
-                                 : " prefers the given label") + " (its own label quality)";
+      item.title = name + (doubt ? " flags this label" : " does not flag this label") +
+        " (its own confident learning; its own label quality " +
+        (value === null || value === undefined ? "n/a" : value.toFixed(3)) + ")";
       box.appendChild(item);
     });
     return box;
