@@ -1,0 +1,119 @@
+"""Score rules that turn out-of-fold probabilities into `is_label_issue`, without retraining.
+
+    python benchmarks/quality.py ... --contenders labelaudit --save-probs probs/   # first
+    python benchmarks/flag_rules.py probs/ benchmarks/results/quality-grid3.csv
+
+Reads every `.npz` that `quality.py --save-probs` wrote (the given and true labels, the pooled
+and every member's out-of-fold probabilities of one labelaudit run), flags samples under each
+rule, and compares each rule's F1, averaged over seeds per setting, with the best contender's
+in the CSV's recipe, datalab-knn and expert rows. The ranking is the same for every rule (the
+pooled normalized margin), so only F1 and the noise estimate move. This is how the members'
+vote was chosen (benchmarks/README.md, "Levers measured").
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SETTING = ["dataset", "noise", "noise_type"]
+RUN = re.compile(r"(.+)-([\d.]+)-(uniform|class-dependent)-(\d+)-labelaudit")
+
+
+def lowest(quality, count: int) -> np.ndarray:
+    flags = np.zeros(len(quality), dtype=bool)
+    flags[np.argsort(quality, kind="stable")[:int(count)]] = True
+    return flags
+
+
+def rules(labels, pooled, members: dict) -> dict:
+    """{rule name: boolean flags} for one run."""
+    from cleanlab.count import num_label_issues
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    from labelaudit.audit import RANK_BY
+
+    quality = get_label_quality_scores(labels, pooled, method=RANK_BY)
+    out = {"pooled prune_by_noise_rate": find_label_issues(labels, pooled)}
+    for filter_by in ("prune_by_class", "both", "confident_learning", "predicted_neq_given"):
+        out[f"pooled {filter_by}"] = find_label_issues(labels, pooled, filter_by=filter_by)
+    votes = np.sum([find_label_issues(labels, p) for p in members.values()], axis=0)
+    for k in range(1, len(members) + 1):
+        out[f"at least {k} members"] = votes >= k
+    out["at least half of the members"] = votes >= (len(members) + 1) // 2
+    out["pooled, or at least 2 members"] = out["pooled prune_by_noise_rate"] | (votes >= 2)
+    out["pooled, or at least 3 members"] = out["pooled prune_by_noise_rate"] | (votes >= 3)
+    counts = {name: num_label_issues(labels, p) for name, p in members.items()}
+    accuracy = {name: (p.argmax(1) == labels).mean() for name, p in members.items()}
+    out["lowest, members' mean count"] = lowest(quality, round(np.mean(list(counts.values()))))
+    out["lowest, members' median count"] = lowest(quality,
+                                                  round(np.median(list(counts.values()))))
+    out["lowest, best member's count"] = lowest(quality, counts[max(accuracy, key=accuracy.get)])
+    out["lowest, off_diagonal_calibrated count"] = lowest(quality, num_label_issues(
+        labels, pooled, estimation_method="off_diagonal_calibrated"))
+    return out
+
+
+def main(argv=None) -> int:
+    from cleanlab.count import estimate_joint
+    from sklearn.metrics import f1_score
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("probs", type=Path, help="the folder quality.py --save-probs wrote")
+    parser.add_argument("runs", type=Path, help="a quality.py CSV with the contenders' rows")
+    args = parser.parse_args(argv)
+
+    rows = []
+    for path in sorted(args.probs.glob("*.npz")):
+        match = RUN.fullmatch(path.stem)
+        if match is None:
+            continue
+        setting = dict(dataset=match[1], noise=float(match[2]), noise_type=match[3],
+                       seed=int(match[4]))
+        saved = np.load(path)
+        labels = saved["labels"]
+        truth = labels != saved["true_labels"]
+        pooled = saved["pred_probs"].astype(np.float64)
+        members = {key.removeprefix("member_"): saved[key].astype(np.float64)
+                   for key in saved.files if key.startswith("member_")}
+        for rule, flags in rules(labels, pooled, members).items():
+            rows.append({**setting, "rule": rule, "f1": f1_score(truth, flags, zero_division=0),
+                         "estimate": flags.mean(), "injected": truth.mean()})
+        rows.append({**setting, "rule": "pooled joint (1 - trace)", "f1": np.nan,
+                     "estimate": 1 - np.trace(estimate_joint(labels, pooled)),
+                     "injected": truth.mean()})
+    if not rows:
+        raise SystemExit(f"no quality.py --save-probs files in {args.probs}")
+    runs = pd.DataFrame(rows)
+    contenders = pd.read_csv(args.runs)
+    contenders = contenders[contenders["contender"].isin(["recipe", "datalab-knn", "expert"])]
+    best = contenders.groupby(SETTING + ["contender"])["f1"].mean().groupby(SETTING).max()
+
+    table = []
+    for rule, part in runs.groupby("rule", sort=False):
+        means = part.groupby(SETTING)[["f1", "estimate", "injected"]].mean()
+        low = means[means.index.get_level_values("noise") < 0.3]
+        within = int(((low["estimate"] - low["injected"]).abs() <= 0.03).sum())
+        lead = (means["f1"] - best.reindex(means.index)).dropna()
+        table.append({"rule": rule, "mean F1": means["f1"].mean(),
+                      "F1 >= best": f"{int((lead >= -1e-9).sum())}/{len(lead)}",
+                      "mean lead (points)": 100 * lead.mean(),
+                      "worst (points)": 100 * lead.min(),
+                      "estimate within 3 points": f"{within}/{len(low)}"})
+    table = pd.DataFrame(table).sort_values("mean lead (points)", ascending=False,
+                                            na_position="last")
+    print("| " + " | ".join(table.columns) + " |")
+    print("| --- " + "| ---: " * (len(table.columns) - 1) + "|")
+    for row in table.itertuples(index=False):
+        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row)
+              + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
