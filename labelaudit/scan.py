@@ -256,6 +256,7 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
     monitor_model = replace(model, shift=0, batch_size=settings.batch_size or auto_batch_size(
         settings.monitor_max_samples) if subsample else model.batch_size)
     runner = _FoldRunner(X, y, splits, model=model, monitor_model=monitor_model,
+                         monitor_fold=0 if separate else 1,
                          monitor_samples=settings.monitor_max_samples if subsample else None,
                          settings=settings, data_kind=ds.kind, cache=cache, progress=progress)
     every_fold = ([0] if separate else []) + list(range(1, settings.cv + 1))
@@ -327,13 +328,13 @@ class _FoldRunner:
     monitor's fold even without a cache.
     """
 
-    def __init__(self, X, y, splits, *, model, monitor_model, monitor_samples, settings,
-                 data_kind, cache, progress):
+    def __init__(self, X, y, splits, *, model, monitor_model, monitor_fold, monitor_samples,
+                 settings, data_kind, cache, progress):
         self.X, self.y, self.splits = X, y, splits
         self.model, self.monitor_model = model, monitor_model
-        # Fold 0, the separate monitor: on a subsample of this many samples, or None for all
-        # of fold 1's split.
-        self.monitor_samples = monitor_samples
+        # The fold that trains as the monitor: 1, or 0 when it is separate; fold 0 trains on a
+        # subsample of this many samples, or on all of fold 1's split when it is None.
+        self.monitor_fold, self.monitor_samples = monitor_fold, monitor_samples
         self.monitor_name = f"monitor{monitor_samples or ''}"
         self.settings, self.data_kind = settings, data_kind
         self.cache, self.progress = cache, progress
@@ -368,6 +369,7 @@ class _FoldRunner:
                     train_index, test_index = self.splits[fold - 1]
                 jobs.append(dict(
                     train_index=train_index, test_index=test_index, fold=fold,
+                    monitor=fold == self.monitor_fold,
                     settings=self.monitor_model if fold == 0 else self.model,
                     random_state=self.settings.seed,
                     data_kind=self.data_kind, want_model=results[fold] is None,

@@ -79,11 +79,12 @@ def monitor_split(train_index, test_index, max_samples: int, *, random_state: in
 
 def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSettings,
                random_state: int = 0, on_epoch=None, n_threads: int | None = None,
-               neighbours: bool = False) -> FoldResult:
+               neighbours: bool = False, monitor: bool | None = None) -> FoldResult:
     """Train one fold's model; return its held-out probabilities and its loss history.
 
     With `neighbours`, also the held-out probabilities of nearest neighbours in the trained
-    network's own feature space (see `embedding_neighbours`).
+    network's own feature space (see `embedding_neighbours`). `monitor` (default: folds 0 and
+    1) trains with the monitor's patience, long enough past the best epoch for the gap verdict.
     """
     import torch
 
@@ -94,25 +95,26 @@ def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetti
     torch.set_num_threads(n_threads or 1)
     try:
         return _train_fold(X, y, train_index, test_index, fold=fold, settings=settings,
-                           random_state=random_state, on_epoch=on_epoch, neighbours=neighbours)
+                           random_state=random_state, on_epoch=on_epoch, neighbours=neighbours,
+                           monitor=fold in (0, 1) if monitor is None else monitor)
     finally:
         torch.set_num_threads(previous)
 
 
 def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
-                on_epoch, neighbours) -> FoldResult:
+                on_epoch, neighbours, monitor) -> FoldResult:
     from .models import TorchClassifier
 
     model = TorchClassifier(
         kind=settings.kind, n_classes=settings.n_classes, epochs=settings.epochs,
         batch_size=settings.batch_size, lr=settings.lr, hidden=settings.hidden,
         device=settings.device, random_state=random_state + fold,
-        # The monitor (fold 1) trains on past its best validation epoch, long enough for the gap
-        # verdict to see a climb; the other folds only need their best epoch's probabilities.
-        # Fold 0 is a separate monitor: on a subsample of big data (`monitor_split`), or
-        # unshifted images (see scan._audit).
-        patience=settings.monitor_patience if fold in (0, 1) else settings.patience,
-        min_epochs=settings.monitor_min_epochs if fold in (0, 1) else 0, shift=settings.shift,
+        # The monitor (fold 1, or fold 0 when it is separate: a subsample of big data, see
+        # `monitor_split`, or unshifted images, see scan._audit) trains on past its best
+        # validation epoch, long enough for the gap verdict to see a climb; the audit's folds
+        # only need their best epoch's probabilities.
+        patience=settings.monitor_patience if monitor else settings.patience,
+        min_epochs=settings.monitor_min_epochs if monitor else 0, shift=settings.shift,
     )
     model.fit(X[train_index], y[train_index], X_val=X[test_index], y_val=y[test_index],
               on_epoch=on_epoch)
@@ -198,12 +200,13 @@ def fit_members(X, y, train_index, test_index, *, data_kind: str, n_classes: int
 
 def run_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSettings,
              random_state: int, data_kind: str, want_model: bool = True,
-             want_members: bool = True, n_threads: int | None = None, on_epoch=None):
+             want_members: bool = True, n_threads: int | None = None, on_epoch=None,
+             monitor: bool | None = None):
     """One unit of work for any backend: (fold, FoldResult or None, member probs or None)."""
     # Neighbours in the network's feature space helped on images and tables, not on TF-IDF.
     result = train_fold(X, y, train_index, test_index, fold=fold, settings=settings,
                         random_state=random_state, on_epoch=on_epoch, n_threads=n_threads,
-                        neighbours=data_kind != "text") if want_model else None
+                        neighbours=data_kind != "text", monitor=monitor) if want_model else None
     members = fit_members(X, y, train_index, test_index, data_kind=data_kind,
                           n_classes=settings.n_classes,
                           random_state=random_state + fold) if want_members else None

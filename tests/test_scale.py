@@ -217,14 +217,15 @@ def test_big_data_is_monitored_on_a_subsample_as_fold_0(table_csv, monkeypatch):
     real_train_fold = train.train_fold
 
     def spy(X, y, train_index, test_index, **kwargs):
-        seen[kwargs["fold"]] = (set(train_index), set(test_index), kwargs["settings"])
+        seen[kwargs["fold"]] = (set(train_index), set(test_index), kwargs["settings"],
+                                kwargs["monitor"])
         return real_train_fold(X, y, train_index, test_index, **kwargs)
 
     monkeypatch.setattr(train, "train_fold", spy)
     settings = ScanSettings(epochs=16, cv=3, monitor_max_samples=60)
     healthy = scan(table_csv, replace(settings, audit="never"))
     assert list(seen) == [0]  # only the monitor trained
-    monitor_train, monitor_test, monitor_settings = seen[0]
+    monitor_train, monitor_test, monitor_settings, _ = seen[0]
     fold1_train, fold1_test = (set(i) for i in train.fold_splits(
         pd.read_csv(table_csv)["label"].to_numpy(), cv=3)[0])
     assert len(monitor_train) + len(monitor_test) == 60
@@ -241,6 +242,7 @@ def test_big_data_is_monitored_on_a_subsample_as_fold_0(table_csv, monkeypatch):
     assert len(audited.issues) == 150 and not np.isnan(audited.pred_probs).any()
     fold1 = seen[1]
     assert fold1[0] == fold1_train and fold1[2].batch_size != 8
+    assert [seen[f][3] for f in sorted(seen)] == [True, False, False, False]
 
     # A dataset at or below the limit keeps fold 1 as its monitor.
     seen.clear()
@@ -263,7 +265,8 @@ def test_shifted_images_are_monitored_without_shifts_as_fold_0(digit_folder, mon
     real_train_fold = train.train_fold
 
     def spy(X, y, train_index, test_index, **kwargs):
-        seen[kwargs["fold"]] = (list(train_index), list(test_index), kwargs["settings"])
+        seen[kwargs["fold"]] = (list(train_index), list(test_index), kwargs["settings"],
+                                kwargs["monitor"])
         return real_train_fold(X, y, train_index, test_index, **kwargs)
 
     monkeypatch.setattr(train, "train_fold", spy)
@@ -276,6 +279,8 @@ def test_shifted_images_are_monitored_without_shifts_as_fold_0(digit_folder, mon
     assert sorted(seen) == [0, 1, 2, 3]
     assert seen[0][:2] == seen[1][:2]  # the same split as fold 1, all of it
     assert seen[0][2] == replace(seen[1][2], shift=0) and seen[1][2].shift == 2
+    # Only fold 0 watches past its best epoch; fold 1 stops like the other audit folds.
+    assert [seen[f][3] for f in sorted(seen)] == [True, False, False, False]
     assert audited.verdict == diagnose(audited.history[audited.history["fold"] == 0]) \
         == healthy.verdict
     assert len(audited.issues) == 90 and not np.isnan(audited.pred_probs).any()
@@ -283,4 +288,4 @@ def test_shifted_images_are_monitored_without_shifts_as_fold_0(digit_folder, mon
     # Unshifted images (8 pixels) keep fold 1 as their monitor.
     seen.clear()
     scan(digit_folder, replace(settings, audit="never", image_size=None))
-    assert list(seen) == [1] and seen[1][2].shift == 0
+    assert list(seen) == [1] and seen[1][2].shift == 0 and seen[1][3]
