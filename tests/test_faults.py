@@ -25,6 +25,12 @@ from .test_bad_input import image_folder, png, snapshot, table
 runner = CliRunner()
 QUICK = ["--epochs", "2", "--cv", "2", "--quiet"]
 CLI = [sys.executable, "-c", "from labelaudit.cli import app; app()"]
+# The same CLI with early stopping off, so every fold trains all --epochs: a scan that trains for
+# minutes. (With early stopping, --epochs 100000 on a tiny table ends within seconds, and the
+# interrupt raced the end of the scan.)
+LONG_CLI = [sys.executable, "-c", "import functools, labelaudit.scan as s; "
+            "s.ScanSettings = functools.partial(s.ScanSettings, patience=None, "
+            "monitor_patience=None); from labelaudit.cli import app; app()"]
 
 
 def leftovers(out: Path) -> list[str]:
@@ -70,12 +76,12 @@ def earlier(tmp_path, made_once) -> Path:
 
 def start_long_scan(data: Path, out: Path) -> subprocess.Popen:
     """Start a real `labelaudit scan` that trains for minutes; return once it is past loading."""
-    proc = subprocess.Popen([*CLI, "scan", str(data), "--out", str(out), "--epochs", "100000",
-                             "--cv", "2", "--audit", "always"],
+    proc = subprocess.Popen([*LONG_CLI, "scan", str(data), "--out", str(out), "--epochs",
+                             "100000", "--cv", "2", "--audit", "always"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()  # blocks until the loader's warning: the data is loaded
     assert "warning: dropped 1 row(s)" in line, line + proc.stderr.read()
-    time.sleep(3)  # into feature building and training
+    time.sleep(5)  # past the imports, into training
     assert proc.poll() is None, "the scan ended before it could be interrupted"
     return proc
 
