@@ -208,10 +208,10 @@ def test_large_out_of_fold_arrays_are_memory_mapped(monkeypatch, table_csv):
     _same_result(in_memory, mapped)
 
 
-def test_big_data_is_monitored_on_a_subsample_as_fold_0(table_csv, monkeypatch):
-    """Above monitor_max_samples the gap is watched on a seeded subsample of fold 1's split."""
+@pytest.fixture
+def trained_folds(monkeypatch) -> dict:
+    """Every fold the scan trains: fold -> (train set, test set, ModelSettings, monitor?)."""
     from labelaudit import train
-    from labelaudit.gap import diagnose
 
     seen = {}
     real_train_fold = train.train_fold
@@ -222,6 +222,15 @@ def test_big_data_is_monitored_on_a_subsample_as_fold_0(table_csv, monkeypatch):
         return real_train_fold(X, y, train_index, test_index, **kwargs)
 
     monkeypatch.setattr(train, "train_fold", spy)
+    return seen
+
+
+def test_big_data_is_monitored_on_a_subsample_as_fold_0(table_csv, trained_folds):
+    """Above monitor_max_samples the gap is watched on a seeded subsample of fold 1's split."""
+    from labelaudit import train
+    from labelaudit.gap import diagnose
+
+    seen = trained_folds
     settings = ScanSettings(epochs=16, cv=3, monitor_max_samples=60)
     healthy = scan(table_csv, replace(settings, audit="never"))
     assert list(seen) == [0]  # only the monitor trained
@@ -255,21 +264,12 @@ def test_big_data_is_monitored_on_a_subsample_as_fold_0(table_csv, monkeypatch):
         scan(table_csv, replace(settings, monitor_max_samples=5))
 
 
-def test_shifted_images_are_monitored_without_shifts_as_fold_0(digit_folder, monkeypatch):
+def test_shifted_images_are_monitored_without_shifts_as_fold_0(digit_folder, trained_folds):
     """Images above 16 pixels train on random shifts; the gap is watched on an unshifted twin
     of fold 1 (fold 0), because shifts keep a network from memorising wrong labels."""
-    from labelaudit import train
     from labelaudit.gap import diagnose
 
-    seen = {}
-    real_train_fold = train.train_fold
-
-    def spy(X, y, train_index, test_index, **kwargs):
-        seen[kwargs["fold"]] = (list(train_index), list(test_index), kwargs["settings"],
-                                kwargs["monitor"])
-        return real_train_fold(X, y, train_index, test_index, **kwargs)
-
-    monkeypatch.setattr(train, "train_fold", spy)
+    seen = trained_folds
     settings = ScanSettings(epochs=6, cv=3, image_size=20)
     healthy = scan(digit_folder, replace(settings, audit="never"))
     assert list(seen) == [0] and set(healthy.history["fold"]) == {0}
