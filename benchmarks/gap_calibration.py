@@ -21,6 +21,7 @@ least 95% of runs with 10% noise or more and on at most 5% of clean runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 import time
@@ -48,14 +49,19 @@ def _bunch(name: str):
     return loader()
 
 
-def _mnist(name: str, seed: int):
-    """(images, labels): `mnist-N` is a sample of N test images drawn with the run's seed."""
+@functools.cache
+def _mnist_test():
     import gzip
 
     raw = gzip.open(MNIST / "t10k-images-idx3-ubyte.gz").read()
     images = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)
     raw = gzip.open(MNIST / "t10k-labels-idx1-ubyte.gz").read()
-    labels = np.frombuffer(raw, np.uint8, offset=8).astype(np.int64)
+    return images, np.frombuffer(raw, np.uint8, offset=8).astype(np.int64)
+
+
+def _mnist(name: str, seed: int):
+    """(images, labels): `mnist-N` is a sample of N test images drawn with the run's seed."""
+    images, labels = _mnist_test()
     keep = np.sort(np.random.default_rng(seed).choice(len(labels), int(name.split("-")[1]),
                                                       replace=False))
     return images[keep], labels[keep]
