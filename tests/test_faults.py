@@ -76,9 +76,13 @@ def earlier(tmp_path, made_once) -> Path:
 
 def start_long_scan(data: Path, out: Path) -> subprocess.Popen:
     """Start a real `labelaudit scan` that trains for minutes; return once it is past loading."""
+    # A shell without job control starts background commands with SIGINT ignored, and Python
+    # keeps it ignored (as it should: nohup'd jobs ignore Ctrl-C). The scan under test gets the
+    # default disposition a terminal gives it, wherever the test suite itself was started.
     proc = subprocess.Popen([*LONG_CLI, "scan", str(data), "--out", str(out), "--epochs",
                              "100000", "--cv", "2", "--audit", "always"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     line = proc.stderr.readline()  # blocks until the loader's warning: the data is loaded
     assert "warning: dropped 1 row(s)" in line, line + proc.stderr.read()
     time.sleep(5)  # past the imports, into training
