@@ -252,22 +252,22 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
     # Otherwise fold 1 is the monitor.
     subsample = (settings.monitor_max_samples is not None
                  and ds.n_samples > settings.monitor_max_samples)
-    separate = subsample or model.shift > 0
+    monitor_fold = 0 if subsample or model.shift > 0 else 1
     monitor_model = replace(model, shift=0, batch_size=settings.batch_size or auto_batch_size(
         settings.monitor_max_samples) if subsample else model.batch_size)
     runner = _FoldRunner(X, y, splits, model=model, monitor_model=monitor_model,
-                         monitor_fold=0 if separate else 1,
+                         monitor_fold=monitor_fold,
                          monitor_samples=settings.monitor_max_samples if subsample else None,
                          settings=settings, data_kind=ds.kind, cache=cache, progress=progress)
-    every_fold = ([0] if separate else []) + list(range(1, settings.cv + 1))
+    every_fold = ([0] if monitor_fold == 0 else []) + list(range(1, settings.cv + 1))
     if settings.audit == "always":
-        # Nothing waits for the verdict: every fold starts at once, fold 1 (it trains longest)
-        # before the others, so parallel workers stay busy.
+        # Nothing waits for the verdict: every fold starts at once, the monitor (it trains
+        # longest on its data) before the others, so parallel workers stay busy.
         results = runner.run(every_fold, members=True)
         monitor_verdict = None
         lap("folds")
     else:
-        results = runner.run([0 if separate else 1], members=False)
+        results = runner.run([monitor_fold], members=False)
         monitor_verdict = diagnose(history_frame(results))
         lap("monitor")
 
@@ -277,12 +277,12 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
         run_audit, reason = False, "--audit never: the audit was skipped on request"
     elif monitor_verdict.steep:
         run_audit = True
-        reason = (f"on the monitor fold (fold {0 if separate else 1}) the generalization gap "
+        reason = (f"on the monitor fold (fold {monitor_fold}) the generalization gap "
                   f"climbs steeply (growth {monitor_verdict.growth:+.2f} of the loss scale): "
                   "suspect wrongly assigned labels")
     else:
         run_audit = False
-        reason = (f"on the monitor fold (fold {0 if separate else 1}) the generalization gap "
+        reason = (f"on the monitor fold (fold {monitor_fold}) the generalization gap "
                   f"does not climb steeply (regime: {monitor_verdict.regime}), so the labels are "
                   "not the first suspect; pass --audit always to audit anyway")
 
@@ -312,7 +312,7 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
         audit["accuracy_out_of_fold"] = float((pred_probs.argmax(1) == y).mean())
         lap("confident_learning")
     history = history_frame(results)
-    if separate:  # the verdict is the monitor's, whatever the audit mode
+    if monitor_fold == 0:  # a separate monitor's verdict stands, whatever the audit mode
         verdict = monitor_verdict or diagnose(history[history["fold"] == 0])
     else:  # the verdict reads every fold there is
         verdict = diagnose(history) if len(results) > 1 else monitor_verdict
@@ -335,10 +335,22 @@ class _FoldRunner:
         # The fold that trains as the monitor: 1, or 0 when it is separate; fold 0 trains on a
         # subsample of this many samples, or on all of fold 1's split when it is None.
         self.monitor_fold, self.monitor_samples = monitor_fold, monitor_samples
-        self.monitor_name = f"monitor{monitor_samples or ''}"
         self.settings, self.data_kind = settings, data_kind
         self.cache, self.progress = cache, progress
         self.done = {}  # entry name -> what this runner trained or loaded
+
+    def _name(self, fold: int) -> str:
+        """The fold's cache entry."""
+        return f"monitor{self.monitor_samples or ''}" if fold == 0 else f"fold{fold}"
+
+    def _split(self, fold: int):
+        """(train, test) indices: fold 0 is fold 1's split, or a subsample of it."""
+        if fold == 0 and self.monitor_samples is not None:
+            from .train import monitor_split
+
+            return monitor_split(*self.splits[0], self.monitor_samples,
+                                 random_state=self.settings.seed)
+        return self.splits[max(fold, 1) - 1]
 
     def _get(self, name):
         if name not in self.done:
@@ -351,22 +363,15 @@ class _FoldRunner:
 
     def run(self, folds, *, members: bool) -> list:
         from .backends import auto_jobs, execute
-        from .train import monitor_split
 
         n_jobs = self.settings.n_jobs or auto_jobs(len(self.y))
         results, extra, jobs = {}, {}, []
         for fold in folds:
-            name = self.monitor_name if fold == 0 else f"fold{fold}"
+            name = self._name(fold)
             results[fold] = self._get(name)
             extra[fold] = self._get(f"{name}-members") if members and fold > 0 else {}
             if results[fold] is None or extra[fold] is None:
-                if fold == 0 and self.monitor_samples is not None:
-                    train_index, test_index = monitor_split(
-                        *self.splits[0], self.monitor_samples, random_state=self.settings.seed)
-                elif fold == 0:
-                    train_index, test_index = self.splits[0]
-                else:
-                    train_index, test_index = self.splits[fold - 1]
+                train_index, test_index = self._split(fold)
                 jobs.append(dict(
                     train_index=train_index, test_index=test_index, fold=fold,
                     monitor=fold == self.monitor_fold,
@@ -378,7 +383,7 @@ class _FoldRunner:
                 self.X, self.y, jobs, backend=self.settings.backend, n_jobs=n_jobs,
                 scheduler=self.settings.scheduler, progress=self.progress,
                 total_epochs=self.model.epochs):
-            name = self.monitor_name if fold == 0 else f"fold{fold}"
+            name = self._name(fold)
             if result is not None:
                 self._put(name, result)
                 results[fold] = result
