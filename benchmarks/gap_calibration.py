@@ -51,12 +51,12 @@ def _bunch(name: str):
 
 @functools.cache
 def _mnist_test():
-    import gzip
+    """The MNIST test set, read once (quality.py's reader of the original idx files)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from quality import read_mnist
 
-    raw = gzip.open(MNIST / "t10k-images-idx3-ubyte.gz").read()
-    images = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)
-    raw = gzip.open(MNIST / "t10k-labels-idx1-ubyte.gz").read()
-    return images, np.frombuffer(raw, np.uint8, offset=8).astype(np.int64)
+    bench = read_mnist(MNIST)
+    return bench.inputs[:, 0], bench.y
 
 
 def _mnist(name: str, seed: int):

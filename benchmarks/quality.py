@@ -168,14 +168,20 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
 
     pred_probs = found.extra.get("pred_probs")
     member_probs = found.extra.get("member_probs") or {}
+
+    def flags(members, pooled, filter_by="prune_by_noise_rate"):
+        """The scan's is_label_issue: the members' vote, or cleanlab's filter on `pooled`
+        when there are no members."""
+        return member_votes(labels, members, filter_by=filter_by)[0] if members \
+            else find_label_issues(labels, pooled, filter_by=filter_by)
+
     rows = {}
     if pred_probs is not None:
         # What `scan --filter-by RULE` does: each member's own filter votes.
         for filter_by in ("both", "confident_learning", "prune_by_class", "low_self_confidence",
                           "low_normalized_margin"):
-            flags = member_votes(labels, member_probs, filter_by=filter_by)[0] if member_probs \
-                else find_label_issues(labels, pred_probs, filter_by=filter_by)
-            variant = Found(flags, found.label_quality, found.estimated_noise_rate)
+            variant = Found(flags(member_probs, pred_probs, filter_by), found.label_quality,
+                            found.estimated_noise_rate)
             rows[f"labelaudit[filter={filter_by}]"] = score(is_noisy, variant)
         for method in ("self_confidence", "confidence_weighted_entropy"):
             variant = Found(found.is_label_issue,
@@ -190,10 +196,8 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
         def pooled_row(pooled, members=None):
             """Scores of `pooled` as the ranking; is_label_issue by the members' vote (the
             default), or by cleanlab's filter on `pooled` itself when `members` is None."""
-            flags = member_votes(labels, members)[0] if members \
-                else find_label_issues(labels, pooled)
-            return score(is_noisy, Found(flags, get_label_quality_scores(labels, pooled,
-                                                                         method=RANK_BY),
+            return score(is_noisy, Found(flags(members, pooled),
+                                         get_label_quality_scores(labels, pooled, method=RANK_BY),
                                          found.estimated_noise_rate))
 
         probs = list(member_probs.values())
