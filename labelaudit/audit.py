@@ -90,8 +90,11 @@ def member_votes(labels, members: dict, *, filter_by="prune_by_noise_rate"):
 
 
 def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_by_noise_rate",
-                rank_by=RANK_BY, evidence=None, members=None):
+                rank_by=RANK_BY, evidence=None, members=None, rank_probs=None):
     """One row per sample, sorted by label_quality ascending, with cleanlab's verdicts.
+
+    `label_quality` is cleanlab's `rank_by` score of `rank_probs` (default `pred_probs`); the
+    suggested label, the filter and the joint read `pred_probs`.
 
     `evidence` maps column names to per-sample arrays (in input order) appended after the
     contract's six columns, e.g. each ensemble member's own label quality. With `members`
@@ -121,7 +124,9 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
     ids = np.arange(n).astype(str) if ids is None else np.asarray(ids, dtype=object)
     classes = [str(c) for c in range(k)] if classes is None else list(classes)
 
-    quality = get_label_quality_scores(labels, pred_probs, method=rank_by)
+    quality = get_label_quality_scores(
+        labels, pred_probs if rank_probs is None else np.asarray(rank_probs, pred_probs.dtype),
+        method=rank_by)
     # cleanlab's worker processes only pay off on big inputs; small ones finish before they start.
     if low_memory:
         from cleanlab.experimental.label_issues_batched import find_label_issues_batched

@@ -149,11 +149,13 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         return loss, probs
 
     # -- sklearn API ---------------------------------------------------------------------------
-    def fit(self, X, y, *, X_val=None, y_val=None, on_epoch=None):
+    def fit(self, X, y, *, X_val=None, y_val=None, on_epoch=None, trajectory=False):
         """Train for `epochs`; with a validation set, keep the best-validation epoch's weights.
 
         on_epoch(epoch, train_loss, val_loss) is called after each epoch (for progress and
-        live gap monitoring).
+        live gap monitoring). With `trajectory`, ``trajectory_`` holds each training sample's
+        softmax probabilities averaged over the epochs it trained, read from the training
+        passes themselves (no extra forward pass).
         """
         import torch
 
@@ -177,6 +179,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = []
         self.best_epoch_, best_val, best_state = None, np.inf, None
         self.val_pred_probs_ = None
+        seen = np.zeros((n, self.n_classes_), dtype=np.float32) if trajectory else None
         for epoch in range(1, self.epochs + 1):
             self.network_.train()
             order = torch.randperm(n, generator=generator).numpy()
@@ -186,7 +189,10 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                 batch = self._batch(X, part)
                 if self.kind == "images" and self.shift:
                     batch = self._shifted(batch, generator)
-                loss = loss_fn(self.network_(batch), y_t[part].to(self._device))
+                logits = self.network_(batch)
+                loss = loss_fn(logits, y_t[part].to(self._device))
+                if seen is not None:
+                    seen[part] += torch.softmax(logits.detach(), 1).cpu().numpy()
                 loss.backward()
                 optimizer.step()
             train_loss, _ = self._eval(X, y, train_eval)
@@ -206,6 +212,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                 break  # early stopping: later epochs cannot change the kept probabilities
         if best_state is not None:
             self.network_.load_state_dict(best_state)
+        self.trajectory_ = None if seen is None else seen / len(self.history_)
         return self
 
     def predict_proba(self, X):

@@ -189,10 +189,12 @@ def _review(result, summary: dict) -> dict:
     if flagged["rank"].notna().all():
         flagged = flagged.sort_values("rank", kind="stable")
     top = flagged.head(result.settings.top_k)
-    # Each ensemble member's own label quality (issues.csv's quality_<member> columns), shown
-    # beside the pooled score, with the members that flagged the label (flagged_by) marked.
+    # Each signal's own label quality (issues.csv's quality_<signal> columns), shown beside the
+    # pooled score, with the members that flagged the label (flagged_by) marked. The training
+    # dynamics rank but do not vote.
     evidence = [c for c in result.issues.columns if str(c).startswith("quality_")]
     review["members"] = [str(c).removeprefix("quality_") for c in evidence]
+    review["voting"] = list(result.audit.get("members") or review["members"])
     review["n_flagged"] = int(len(flagged))
     review["n_embedded"] = int(len(top))
     position = {str(i): k for k, i in enumerate(ds.ids)}

@@ -65,6 +65,7 @@ class ScanResult:
     timings: dict = field(default_factory=dict)
     cache: object = None  # the FoldCache the folds came from, also holding the rendered plot
     member_probs: dict | None = None  # ensemble member -> out-of-fold probabilities
+    dynamics: np.ndarray | None = None  # train.training_dynamics: joins the ranking only
 
     def history_svg(self) -> str:
         """The loss-curve plot for the report, rendered once per history and kept in the cache.
@@ -214,7 +215,8 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     timings["total"] = time.perf_counter() - started
     return ScanResult(dataset=ds, history=found["history"], verdict=found["verdict"], audit=audit,
                       issues=issues, pred_probs=found["pred_probs"], settings=settings,
-                      timings=timings, cache=results_cache, member_probs=found["member_probs"])
+                      timings=timings, cache=results_cache, member_probs=found["member_probs"],
+                      dynamics=found["dynamics"])
 
 
 def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
@@ -227,7 +229,7 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
     from .cache import FoldCache, cache_key, fingerprint
     from .features import make_features
     from .gap import diagnose
-    from .train import ModelSettings, fold_splits, history_frame, out_of_fold
+    from .train import ModelSettings, fold_splits, history_frame, out_of_fold, training_dynamics
 
     X = make_features(ds)
     y = ds.labels
@@ -286,28 +288,33 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
                   f"does not climb steeply (regime: {monitor_verdict.regime}), so the labels are "
                   "not the first suspect; pass --audit always to audit anyway")
 
-    issues = pred_probs = members = None
+    issues = pred_probs = members = dynamics = None
     audit = {"ran": run_audit, "reason": reason, "n_flagged": None,
              "estimated_noise_rate": None}
     if run_audit:
         if len(results) < len(every_fold):
             results = runner.run(every_fold, members=True)
             lap("folds")
-        members = out_of_fold([r for r in results if r.fold > 0], ds.n_samples, ds.n_classes)
-        weights = member_weights(y, members.values())
-        pred_probs = pool_probs(list(members.values()), weights)
+        scored = [r for r in results if r.fold > 0]
+        model_name = "cnn" if ds.kind == "images" else "mlp"
+        members = {model_name if name == "model" else name: probs for name, probs in
+                   out_of_fold(scored, ds.n_samples, ds.n_classes).items()}
+        # The training dynamics join the ranking, accuracy-weighted like the members; they are
+        # in-sample probabilities, so they never vote or suggest a label.
+        dynamics = training_dynamics(scored, ds.n_samples, ds.n_classes)
+        signals = members if dynamics is None else {**members, "dynamics": dynamics}
+        weights = member_weights(y, signals.values())
+        pred_probs = pool_probs(list(members.values()), weights[:len(members)])
+        rank_probs = None if dynamics is None else pool_probs(list(signals.values()), weights)
         from cleanlab.rank import get_label_quality_scores
 
-        model_name = "cnn" if ds.kind == "images" else "mlp"
-        members = {model_name if name == "model" else name: probs
-                   for name, probs in members.items()}
         evidence = {f"quality_{name}": get_label_quality_scores(y, probs, method=RANK_BY)
-                    for name, probs in members.items()}
+                    for name, probs in signals.items()}
         issues, estimates = find_issues(y, pred_probs, ids=ds.ids, classes=ds.classes,
                                         filter_by=settings.filter_by, evidence=evidence,
-                                        members=members)
+                                        members=members, rank_probs=rank_probs)
         estimates["members"] = list(members)
-        estimates["member_weights"] = dict(zip(members, weights, strict=True))
+        estimates["member_weights"] = dict(zip(signals, weights, strict=True))
         audit.update(estimates)
         audit["accuracy_out_of_fold"] = float((pred_probs.argmax(1) == y).mean())
         lap("confident_learning")
@@ -318,7 +325,7 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
         verdict = diagnose(history) if len(results) > 1 else monitor_verdict
     audit["best_epochs"] = [r.best_epoch for r in results]
     return dict(history=history, verdict=verdict, audit=audit, issues=issues,
-                pred_probs=pred_probs, member_probs=members)
+                pred_probs=pred_probs, member_probs=members, dynamics=dynamics)
 
 
 class _FoldRunner:

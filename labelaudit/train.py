@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -40,6 +40,9 @@ class FoldResult:
     best_epoch: int
     member_probs: dict = field(default_factory=dict)  # name -> held-out probs of other members
     embedding_probs: dict = field(default_factory=dict)  # name -> neighbours in learned space
+    train_index: np.ndarray | None = None  # with `trajectory`
+    trajectory: np.ndarray | None = None  # float32 (len(train_index), n_classes): see
+    # training_dynamics; None for fold 0 and for text
 
 
 def fold_splits(y, *, cv: int = 5, random_state: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -79,11 +82,13 @@ def monitor_split(train_index, test_index, max_samples: int, *, random_state: in
 
 def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSettings,
                random_state: int = 0, on_epoch=None, n_threads: int | None = None,
-               neighbours: bool = False, monitor: bool | None = None) -> FoldResult:
+               neighbours: bool = False, dynamics: bool = False,
+               monitor: bool | None = None) -> FoldResult:
     """Train one fold's model; return its held-out probabilities and its loss history.
 
     With `neighbours`, also the held-out probabilities of nearest neighbours in the trained
-    network's own feature space (see `embedding_neighbours`). `monitor` (default: folds 0 and
+    network's own feature space (see `embedding_neighbours`); with `dynamics`, its training
+    samples' probabilities averaged over the epochs (see `training_dynamics`). `monitor` (default: folds 0 and
     1) trains with the monitor's patience, long enough past the best epoch for the gap verdict.
     """
     import torch
@@ -96,13 +101,13 @@ def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetti
     try:
         return _train_fold(X, y, train_index, test_index, fold=fold, settings=settings,
                            random_state=random_state, on_epoch=on_epoch, neighbours=neighbours,
-                           monitor=fold in (0, 1) if monitor is None else monitor)
+                           dynamics=dynamics, monitor=fold in (0, 1) if monitor is None else monitor)
     finally:
         torch.set_num_threads(previous)
 
 
 def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
-                on_epoch, neighbours, monitor) -> FoldResult:
+                on_epoch, neighbours, dynamics, monitor) -> FoldResult:
     from .models import TorchClassifier
 
     model = TorchClassifier(
@@ -117,7 +122,7 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
         min_epochs=settings.monitor_min_epochs if monitor else 0, shift=settings.shift,
     )
     model.fit(X[train_index], y[train_index], X_val=X[test_index], y_val=y[test_index],
-              on_epoch=on_epoch)
+              on_epoch=on_epoch, trajectory=dynamics and fold > 0)
     bad = [h["epoch"] for h in model.history_ if not np.isfinite(h["train_loss"])
            or not np.isfinite(h["val_loss"])]
     if bad or model.val_pred_probs_ is None:  # NaN probabilities must never reach cleanlab
@@ -131,7 +136,9 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
                       history=model.history_, best_epoch=int(model.best_epoch_),
                       # Fold 0, the separate monitor, is never scored: no neighbours for it.
                       embedding_probs=embedding_neighbours(model, X, y, train_index, test_index)
-                      if neighbours and fold > 0 and len(y) <= MAX_KNN_SAMPLES else {})
+                      if neighbours and fold > 0 and len(y) <= MAX_KNN_SAMPLES else {},
+                      train_index=None if model.trajectory_ is None else np.asarray(train_index),
+                      trajectory=model.trajectory_)
 
 
 def embedding_neighbours(model, X, y, train_index, test_index) -> dict:
@@ -203,10 +210,12 @@ def run_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetting
              want_members: bool = True, n_threads: int | None = None, on_epoch=None,
              monitor: bool | None = None):
     """One unit of work for any backend: (fold, FoldResult or None, member probs or None)."""
-    # Neighbours in the network's feature space helped on images and tables, not on TF-IDF.
+    # Neighbours in the network's feature space and the training dynamics helped on images and
+    # tables, not on TF-IDF, which the network memorises within an epoch or two.
     result = train_fold(X, y, train_index, test_index, fold=fold, settings=settings,
                         random_state=random_state, on_epoch=on_epoch, n_threads=n_threads,
-                        neighbours=data_kind != "text", monitor=monitor) if want_model else None
+                        neighbours=data_kind != "text", dynamics=data_kind != "text",
+                        monitor=monitor) if want_model else None
     members = fit_members(X, y, train_index, test_index, data_kind=data_kind,
                           n_classes=settings.n_classes,
                           random_state=random_state + fold) if want_members else None
@@ -241,6 +250,39 @@ def out_of_fold(results: list[FoldResult], n_samples: int, n_classes: int) -> di
     if any(np.isnan(p).any() for p in out.values()):
         raise RuntimeError("some samples have no out-of-fold probabilities; a fold is missing")
     return out
+
+
+def training_dynamics(results: list[FoldResult], n_samples: int, n_classes: int):
+    """Each sample's probabilities while it was trained on, averaged over its training folds.
+
+    Every audit fold records, for each of its training samples, the softmax of the training
+    passes averaged over the epochs it trained (`TorchClassifier.fit(trajectory=True)`); a
+    sample is in the training split of all folds but its own. A wrongly labelled sample is
+    learned late, by memorising, so its label holds a low probability on average over the
+    epochs even where the network ends up fitting it (the idea of the area under the margin,
+    Pleiss et al. 2020). These are in-sample probabilities: they join the ranking, never the
+    vote or the suggested label. None when the folds recorded none (text, old cache entries).
+
+    >>> r = FoldResult(fold=1, test_index=np.array([1]), pred_probs=None, history=[],
+    ...                best_epoch=1, train_index=np.array([0]),
+    ...                trajectory=np.array([[.75, .25]], dtype=np.float32))
+    >>> training_dynamics([r, replace(r, train_index=np.array([1]),
+    ...                                 trajectory=np.array([[.5, .5]], dtype=np.float32))], 2, 2)
+    array([[0.75, 0.25],
+           [0.5 , 0.5 ]], dtype=float32)
+    """
+    if not results or any(r.trajectory is None for r in results):
+        return None
+    total = _probs_array(n_samples, n_classes)
+    total[:] = 0.0
+    count = np.zeros(n_samples, dtype=np.float32)
+    for r in results:
+        total[r.train_index] += r.trajectory
+        count[r.train_index] += 1
+    if not count.all():
+        raise RuntimeError("some samples were never trained on; a fold is missing")
+    total /= count[:, None]
+    return total
 
 
 def history_frame(results: list[FoldResult]):

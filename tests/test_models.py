@@ -103,9 +103,11 @@ def test_learned_space_neighbours_join_images_and_tables_not_text(table_csv, tex
     table = scan(table_csv, ScanSettings(cv=3, epochs=4, audit="always"))
     assert list(table.member_probs) == ["mlp", "knn", "logreg", "knn_embedding"]
     assert "quality_knn_embedding" in table.issues.columns
-    assert len(table.audit["member_weights"]) == 4
+    assert list(table.audit["member_weights"]) == ["mlp", "knn", "logreg", "knn_embedding",
+                                                   "dynamics"]
     text = scan(text_csv, ScanSettings(cv=3, epochs=4, audit="always", label_column="topic"))
     assert list(text.member_probs) == ["mlp", "knn", "logreg"]
+    assert text.dynamics is None and "quality_dynamics" not in text.issues.columns
 
 
 @pytest.mark.parametrize("offset", [-1, 0, 1])
@@ -127,3 +129,58 @@ def test_every_fold_has_the_same_members_at_the_neighbour_size_limit(table_csv, 
     expected = ["mlp", "knn", "logreg", "knn_embedding"] if offset >= 0 else ["mlp", "logreg"]
     assert list(result.member_probs) == expected
     assert not np.isnan(result.pred_probs).any()
+
+
+def test_trajectory_averages_the_training_passes_and_wrong_labels_hold_less():
+    X, y = load_iris(return_X_y=True)
+    X = ((X - X.mean(0)) / X.std(0)).astype("float32")
+    wrong = np.arange(0, 150, 15)  # ten samples, relabelled to the next class
+    noisy = y.copy()
+    noisy[wrong] = (y[wrong] + 1) % 3
+    clf = TorchClassifier(kind="features", epochs=20, random_state=0)
+    assert clf.fit(X, noisy).trajectory_ is None
+    clf.fit(X, noisy, trajectory=True)
+    assert clf.trajectory_.shape == (150, 3) and clf.trajectory_.dtype == np.float32
+    np.testing.assert_allclose(clf.trajectory_.sum(1), 1, atol=1e-5)
+    given = clf.trajectory_[np.arange(150), noisy]
+    right = np.setdiff1d(np.arange(150), wrong)
+    assert given[wrong].max() < np.median(given[right])
+
+
+def test_training_dynamics_average_over_the_folds_a_sample_trained_in():
+    from labelaudit.train import FoldResult, training_dynamics
+
+    def fold(k, train, probs):
+        return FoldResult(fold=k, test_index=np.array([]), pred_probs=None, history=[],
+                          best_epoch=1, train_index=np.array(train),
+                          trajectory=np.array(probs, dtype=np.float32))
+
+    folds = [fold(1, [1, 2], [[.2, .8], [.6, .4]]), fold(2, [0, 2], [[1, 0], [.2, .8]]),
+             fold(3, [0, 1], [[.5, .5], [.4, .6]])]
+    np.testing.assert_allclose(training_dynamics(folds, 3, 2),
+                               [[.75, .25], [.3, .7], [.4, .6]], atol=1e-6)
+    with pytest.raises(RuntimeError, match="never trained on"):
+        training_dynamics(folds[:1], 3, 2)
+    assert training_dynamics([FoldResult(fold=1, test_index=np.array([0]), pred_probs=None,
+                                         history=[], best_epoch=1)], 1, 2) is None
+
+
+def test_the_ranking_pools_the_members_and_the_training_dynamics(table_csv):
+    from cleanlab.rank import get_label_quality_scores
+
+    from labelaudit.audit import RANK_BY, member_weights, pool_probs
+
+    result = scan(table_csv, ScanSettings(cv=3, epochs=6, audit="always"))
+    y = result.dataset.labels  # indices into classes
+    signals = [*result.member_probs.values(), result.dynamics]
+    ranked = pool_probs(signals, member_weights(y, signals))
+    issues = result.issues.set_index("id").loc[list(result.dataset.ids)]
+    np.testing.assert_allclose(issues["label_quality"],
+                               get_label_quality_scores(y, ranked, method=RANK_BY), atol=1e-6)
+    np.testing.assert_allclose(issues["quality_dynamics"],
+                               get_label_quality_scores(y, result.dynamics, method=RANK_BY),
+                               atol=1e-6)
+    # The suggested label is the out-of-fold pool's, without the in-sample dynamics.
+    classes = np.array(result.dataset.classes, dtype=object)
+    assert list(issues["suggested_label"]) == list(classes[result.pred_probs.argmax(1)])
+    assert "dynamics" not in ";".join(issues["flagged_by"].fillna(""))

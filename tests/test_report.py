@@ -104,7 +104,8 @@ def test_image_payload_lists_flagged_samples_most_likely_first(image_review):
 def test_each_row_carries_every_members_own_label_quality(image_review):
     _, result = image_review
     review = build_payload(result, result.summary())["review"]
-    assert review["members"] == ["cnn", "knn", "logreg", "knn_embedding"]
+    assert review["members"] == ["cnn", "knn", "logreg", "knn_embedding", "dynamics"]
+    assert review["voting"] == ["cnn", "knn", "logreg", "knn_embedding"]
     by_id = result.issues.set_index("id")
     for row in review["rows"]:
         expected = [round(float(by_id.loc[row["id"], f"quality_{m}"]), 3)

@@ -305,12 +305,16 @@ def test_each_row_shows_which_members_doubt_the_label(watched, image_report, ima
     first = flagged(result).iloc[0]
     cell = rows(page).nth(0).locator(".members")
     members = ["cnn", "knn", "logreg", "knn_embedding"]
+    signals = [*members, "dynamics"]
     assert cell.locator(".member").all_inner_texts() == [
-        f"{m} {round(float(first[f'quality_{m}']), 3):.2f}" for m in members]
+        f"{m} {round(float(first[f'quality_{m}']), 3):.2f}" for m in signals]
     doubting = [m for m in members if m in first["flagged_by"].split(";")]
     assert [t.split()[0] for t in cell.locator(".doubt").all_inner_texts()] == doubting
     # A sample is flagged when at least half of the members' own confident learning flags it.
     assert len(doubting) >= len(members) / 2
+    # The training dynamics rank without a vote, and say so.
+    assert "has no vote" in cell.locator(".member").nth(4).get_attribute("title")
+    assert "flag" in cell.locator(".member").nth(0).get_attribute("title")
 
 
 def test_hostile_names_and_texts_render_as_text(watched, image_report, text_report, text_review):

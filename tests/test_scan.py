@@ -128,7 +128,8 @@ def test_scan_images_writes_contract_outputs(tmp_path, digit_folder):
         summary["audit"]["n_flagged"] / 90)
     assert 0 <= summary["audit"]["joint_noise_rate"] <= 1  # cleanlab's, on the pooled probs
     assert list(issues.columns[6:]) == ["quality_cnn", "quality_knn", "quality_logreg",
-                                        "quality_knn_embedding", "flagged_by"]
+                                        "quality_knn_embedding", "quality_dynamics",
+                                        "flagged_by"]
     assert summary["settings"]["cv"] == 3 and summary["settings"]["seed"] == 0
     assert {"load", "folds", "total"} <= set(summary["timings"])  # always: no monitor stage
     assert summary["version"]
@@ -205,7 +206,8 @@ def test_filter_by_chooses_cleanlabs_rule_and_keeps_the_ranking(tmp_path, table_
     # Each member's own rule votes: with predicted_neq_given a member flags exactly the samples
     # where it prefers another class (its own normalized margin below 0.5), and a sample is
     # flagged when at least half of the members do.
-    members = [c.removeprefix("quality_") for c in neq.columns if c.startswith("quality_")]
+    members = [c.removeprefix("quality_") for c in neq.columns if c.startswith("quality_")
+               and c != "quality_dynamics"]  # the training dynamics rank but do not vote
     assert members == ["mlp", "knn", "logreg", "knn_embedding"]
     doubting = neq[[f"quality_{m}" for m in members]].to_numpy() < 0.5
     flagged_by = neq["flagged_by"].fillna("").str.split(";")

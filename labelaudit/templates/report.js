@@ -268,20 +268,24 @@
     return tr;
   }
 
-  // Each ensemble member's own label quality (normalized margin; below 0.5 it prefers another
-  // class to the given label), marked where the member's own confident learning flagged the
-  // label: a sample is flagged when at least half of the members flag it.
+  // Each signal's own label quality (normalized margin; below 0.5 it prefers another class to
+  // the given label), marked where the member's own confident learning flagged the label: a
+  // sample is flagged when at least half of the members flag it. The training dynamics only
+  // rank: they have no vote.
   function evidenceOf(row) {
     var box = el("div", "members");
     var flaggedBy = row.flagged_by || [];
+    var voting = R.voting || R.members || [];
     (R.members || []).forEach(function (name, i) {
       var value = row.evidence ? row.evidence[i] : null;
+      var shown = value === null || value === undefined ? "n/a" : value.toFixed(3);
       var doubt = flaggedBy.indexOf(name) >= 0;
       var item = el("span", doubt ? "member doubt" : "member",
                     name + " " + (value === null || value === undefined ? "n/a" : value.toFixed(2)));
-      item.title = name + (doubt ? " flags this label" : " does not flag this label") +
-        " (its own confident learning; its own label quality " +
-        (value === null || value === undefined ? "n/a" : value.toFixed(3)) + ")";
+      item.title = voting.indexOf(name) < 0
+        ? name + ": its label quality " + shown + " joins the ranking; it has no vote"
+        : name + (doubt ? " flags this label" : " does not flag this label") +
+          " (its own confident learning; its own label quality " + shown + ")";
       box.appendChild(item);
     });
     return box;
