@@ -295,10 +295,12 @@ def labelaudit_scan(bench: Bench, labels, *, seed: int = 0, settings=None) -> Fo
         pred_probs = result.pred_probs[rows][:, columns]
         member_probs = {name: probs[rows][:, columns]
                         for name, probs in (result.member_probs or {}).items()}
+        dynamics = None if result.dynamics is None else result.dynamics[rows][:, columns]
     return Found(is_label_issue=is_issue, label_quality=quality,
                  estimated_noise_rate=float(result.audit["estimated_noise_rate"]),
                  extra={"seconds": seconds, "members": members, "pred_probs": pred_probs,
-                        "member_probs": member_probs if pred_probs is not None else {}})
+                        "member_probs": member_probs if pred_probs is not None else {},
+                        "dynamics": dynamics if pred_probs is not None else None})
 
 
 CONTENDERS = {"recipe": recipe, "datalab-knn": datalab_knn, "expert": expert,

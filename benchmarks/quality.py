@@ -164,7 +164,7 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
     from cleanlab.rank import get_label_quality_scores
     from sklearn.metrics import average_precision_score
 
-    from labelaudit.audit import member_votes
+    from labelaudit.audit import RANK_BY, member_votes
 
     pred_probs = found.extra.get("pred_probs")
     member_probs = found.extra.get("member_probs") or {}
@@ -183,6 +183,10 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
             variant = Found(flags(member_probs, pred_probs, filter_by), found.label_quality,
                             found.estimated_noise_rate)
             rows[f"labelaudit[filter={filter_by}]"] = score(is_noisy, variant)
+        # The ranking without the training dynamics: the out-of-fold pool alone.
+        rows["labelaudit[rank-without=dynamics]"] = score(is_noisy, Found(
+            found.is_label_issue, get_label_quality_scores(labels, pred_probs, method=RANK_BY),
+            found.estimated_noise_rate))
         for method in ("self_confidence", "confidence_weighted_entropy"):
             variant = Found(found.is_label_issue,
                             get_label_quality_scores(labels, pred_probs, method=method),
@@ -191,7 +195,7 @@ def lever_rows(is_noisy, labels, found: Found) -> dict:
     if member_probs:
         from cleanlab.count import num_label_issues
 
-        from labelaudit.audit import RANK_BY, member_weights, pool_probs
+        from labelaudit.audit import member_weights, pool_probs
 
         def pooled_row(pooled, members=None):
             """Scores of `pooled` as the ranking; is_label_issue by the members' vote (the
@@ -274,7 +278,9 @@ def run_setting(bench: Bench, noise: float, noise_type: str, seed: int, contende
             np.savez_compressed(
                 save_probs / f"{bench.name}-{noise}-{noise_type}-{seed}-{name}.npz",
                 true_labels=bench.y, labels=labels, pred_probs=found.extra["pred_probs"],
-                **{f"member_{k}": v for k, v in found.extra.get("member_probs", {}).items()})
+                **{f"member_{k}": v for k, v in found.extra.get("member_probs", {}).items()},
+                **({} if found.extra.get("dynamics") is None
+                   else {"dynamics": found.extra["dynamics"]}))
         if levers and name == "labelaudit":
             for variant, scores in lever_rows(is_noisy, labels, found).items():
                 rows.append({**common, "contender": variant, **scores,
