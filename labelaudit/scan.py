@@ -36,6 +36,10 @@ class ScanSettings:
     # Above this many samples the gap is watched on a seeded subsample of this size (fold 0 in
     # history.csv) instead of on fold 1; None: always fold 1, on all its samples.
     monitor_max_samples: int | None = 12_500
+    # Images above 16 pixels are watched by a separate, unshifted fold 0 anyway (see _audit);
+    # it watches at most this many samples, the gap calibration's mnist-3000 (None: the limit
+    # above).
+    image_monitor_max_samples: int | None = 3_000
     lr: float = 3e-3
     hidden: int = 128
     image_size: int | None = None
@@ -128,9 +132,10 @@ def validate_settings(settings: ScanSettings) -> None:
     if settings.filter_by not in FILTERS:
         raise UsageError(f"--filter-by must be one of {', '.join(FILTERS)}, not "
                          f"{settings.filter_by!r}")
-    if settings.monitor_max_samples is not None and settings.monitor_max_samples < 20:
-        raise UsageError("monitor_max_samples must be at least 20, or None to watch all of "
-                         f"fold 1 (got {settings.monitor_max_samples})")
+    for name in ("monitor_max_samples", "image_monitor_max_samples"):
+        if getattr(settings, name) is not None and getattr(settings, name) < 20:
+            raise UsageError(f"{name} must be at least 20, or None to watch all of fold 1 "
+                             f"(got {getattr(settings, name)})")
     if settings.cv < 2:
         raise UsageError(f"--cv must be at least 2 (got {settings.cv})")
     if settings.epochs < 1:
@@ -246,20 +251,25 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
     cache = FoldCache(settings.cache_dir, cache_key(fingerprint(X, y), model, cv=settings.cv,
                                                     seed=settings.seed))
     # The monitor is its own fold 0 where it must train differently from the audit's folds:
-    # - big data: on a subsample of fold 1's split, with the batch size of its sample size;
+    # - big data (above monitor_max_samples): on a subsample of fold 1's split, with the batch
+    #   size of its sample size;
     # - images trained with random shifts: without them. Shifts slow the memorising of wrong
     #   labels, so a shifted network's gap barely climbs on noisy labels (1,000 MNIST images
     #   with 10% noise read over-parametrized), where an unshifted one climbs steeply within
-    #   15 epochs (benchmarks/README.md, gap calibration).
+    #   15 epochs (benchmarks/README.md, gap calibration). It watches at most
+    #   image_monitor_max_samples: the calibrated regime, and all the training that a healthy
+    #   image folder costs.
     # Otherwise fold 1 is the monitor.
-    subsample = (settings.monitor_max_samples is not None
-                 and ds.n_samples > settings.monitor_max_samples)
+    limits = [settings.monitor_max_samples]
+    if model.shift > 0:
+        limits.append(settings.image_monitor_max_samples)
+    limit = min((n for n in limits if n is not None), default=None)
+    subsample = limit is not None and ds.n_samples > limit
     monitor_fold = 0 if subsample or model.shift > 0 else 1
     monitor_model = replace(model, shift=0, batch_size=settings.batch_size or auto_batch_size(
-        settings.monitor_max_samples) if subsample else model.batch_size)
+        limit) if subsample else model.batch_size)
     runner = _FoldRunner(X, y, splits, model=model, monitor_model=monitor_model,
-                         monitor_fold=monitor_fold,
-                         monitor_samples=settings.monitor_max_samples if subsample else None,
+                         monitor_fold=monitor_fold, monitor_samples=limit if subsample else None,
                          settings=settings, data_kind=ds.kind, cache=cache, progress=progress)
     every_fold = ([0] if monitor_fold == 0 else []) + list(range(1, settings.cv + 1))
     if settings.audit == "always":

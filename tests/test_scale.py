@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from labelaudit.cli import app
-from labelaudit.scan import ScanSettings, scan
+from labelaudit.scan import ScanSettings, auto_batch_size, scan
 
 runner = CliRunner()
 
@@ -289,3 +289,17 @@ def test_shifted_images_are_monitored_without_shifts_as_fold_0(digit_folder, tra
     seen.clear()
     scan(digit_folder, replace(settings, audit="never", image_size=None))
     assert list(seen) == [1] and seen[1][2].shift == 0 and seen[1][3]
+
+    # Above image_monitor_max_samples, fold 0 watches a subsample of fold 1's split, with the
+    # batch size of that many samples; unshifted images are not limited by it.
+    seen.clear()
+    capped = scan(digit_folder, replace(settings, audit="always", image_monitor_max_samples=40))
+    train, test = seen[0][:2]
+    assert len(train) + len(test) == 40
+    assert set(train) <= set(seen[1][0]) and set(test) <= set(seen[1][1])
+    assert seen[0][2] == replace(seen[1][2], shift=0, batch_size=auto_batch_size(40))
+    assert capped.audit["best_epochs"][1:] == audited.audit["best_epochs"][1:]  # same audit
+    seen.clear()
+    scan(digit_folder, replace(settings, audit="never", image_size=None,
+                               image_monitor_max_samples=40))
+    assert list(seen) == [1]
