@@ -6,8 +6,9 @@ monitor fold(s), then its gap diagnosis. Datasets are built from scikit-learn's 
 demo datasets' sources, digits as images and as a table, wine, breast cancer, iris), clean and with
 label noise injected by `labelaudit.noise.inject_noise` (cleanlab's noise generation) with the
 run's seed. `mnist-1000` and `mnist-3000` are 28x28 images, a seeded sample of the MNIST test set
-in ../shared/data/mnist-test (skipped, with a note, when it is absent): images above 16 pixels,
-which the audit's network trains on random shifts and the monitor watches without them.
+in ../shared/data/mnist-test (skipped, with a note, when it is absent), `mnist-10000` all of it:
+images above 16 pixels, which the audit's network trains on random shifts and the monitor
+watches without them (on a subsample of 3,000 above that many).
 
     python benchmarks/gap_calibration.py                 # the full table (CPU-heavy)
     python benchmarks/gap_calibration.py --quick         # two small tables, one seed
@@ -35,7 +36,7 @@ NOISE_RATES = (0.0, 0.05, 0.10, 0.20, 0.40)
 SEEDS = 5
 # Cheapest first; seeds are the outer loop, so an interrupted run still covers every cell.
 DATASETS = ("iris", "wine", "breast-cancer", "digits-table", "digits-images", "mnist-1000",
-            "mnist-3000")
+            "mnist-3000", "mnist-10000")
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-test"
 QUICK = {"datasets": ("iris", "wine"), "noise": (0.0, 0.20), "seeds": 1}
 
