@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -88,8 +88,9 @@ def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetti
 
     With `neighbours`, also the held-out probabilities of nearest neighbours in the trained
     network's own feature space (see `embedding_neighbours`); with `dynamics`, its training
-    samples' probabilities averaged over the epochs (see `training_dynamics`). `monitor` (default: folds 0 and
-    1) trains with the monitor's patience, long enough past the best epoch for the gap verdict.
+    samples' probabilities averaged over the epochs (see `training_dynamics`). `monitor`
+    (default: folds 0 and 1) trains with the monitor's patience, long enough past the best epoch
+    for the gap verdict.
     """
     import torch
 
@@ -101,7 +102,8 @@ def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetti
     try:
         return _train_fold(X, y, train_index, test_index, fold=fold, settings=settings,
                            random_state=random_state, on_epoch=on_epoch, neighbours=neighbours,
-                           dynamics=dynamics, monitor=fold in (0, 1) if monitor is None else monitor)
+                           dynamics=dynamics,
+                           monitor=fold in (0, 1) if monitor is None else monitor)
     finally:
         torch.set_num_threads(previous)
 
@@ -261,13 +263,13 @@ def training_dynamics(results: list[FoldResult], n_samples: int, n_classes: int)
     learned late, by memorising, so its label holds a low probability on average over the
     epochs even where the network ends up fitting it (the idea of the area under the margin,
     Pleiss et al. 2020). These are in-sample probabilities: they join the ranking, never the
-    vote or the suggested label. None when the folds recorded none (text, old cache entries).
+    vote or the suggested label. None when the folds recorded none (text).
 
-    >>> r = FoldResult(fold=1, test_index=np.array([1]), pred_probs=None, history=[],
-    ...                best_epoch=1, train_index=np.array([0]),
-    ...                trajectory=np.array([[.75, .25]], dtype=np.float32))
-    >>> training_dynamics([r, replace(r, train_index=np.array([1]),
-    ...                                 trajectory=np.array([[.5, .5]], dtype=np.float32))], 2, 2)
+    >>> def fold(k, trained_on, probs):
+    ...     return FoldResult(fold=k, test_index=np.array([1 - trained_on]), pred_probs=None,
+    ...                       history=[], best_epoch=1, train_index=np.array([trained_on]),
+    ...                       trajectory=np.array([probs], dtype=np.float32))
+    >>> training_dynamics([fold(1, 0, [.75, .25]), fold(2, 1, [.5, .5])], 2, 2)
     array([[0.75, 0.25],
            [0.5 , 0.5 ]], dtype=float32)
     """
