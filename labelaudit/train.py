@@ -262,8 +262,9 @@ def training_dynamics(results: list[FoldResult], n_samples: int, n_classes: int)
     sample is in the training split of all folds but its own. A wrongly labelled sample is
     learned late, by memorising, so its label holds a low probability on average over the
     epochs even where the network ends up fitting it (the idea of the area under the margin,
-    Pleiss et al. 2020). These are in-sample probabilities: they join the ranking, never the
-    vote or the suggested label. None when the folds recorded none (text).
+    Pleiss et al. 2020, and of Dataset Cartography's confidence, Swayamdipta et al. 2020).
+    These are in-sample probabilities: they join the ranking, never the vote or the suggested
+    label. None when the folds recorded none (text).
 
     >>> def fold(k, trained_on, probs):
     ...     return FoldResult(fold=k, test_index=np.array([1 - trained_on]), pred_probs=None,
