@@ -224,16 +224,16 @@ def run_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetting
     return fold, result, members
 
 
-def _probs_array(n_samples: int, n_classes: int) -> np.ndarray:
-    """A float32 (n_samples, n_classes) array of NaN, backed by a temporary file when large."""
+def _probs_array(n_samples: int, n_classes: int, fill: float = np.nan) -> np.ndarray:
+    """A float32 (n_samples, n_classes) array of `fill`, backed by a temporary file when large."""
     if n_samples * n_classes < MEMMAP_FROM:
-        return np.full((n_samples, n_classes), np.nan, dtype=np.float32)
+        return np.full((n_samples, n_classes), fill, dtype=np.float32)
     import tempfile
 
     # The file is deleted when the array is: the OS pages it out to disk, not to swap.
     array = np.memmap(tempfile.TemporaryFile(prefix="labelaudit-"), dtype=np.float32,
                       mode="w+", shape=(n_samples, n_classes))
-    array[:] = np.nan
+    array[:] = fill
     return array
 
 
@@ -276,8 +276,7 @@ def training_dynamics(results: list[FoldResult], n_samples: int, n_classes: int)
     """
     if not results or any(r.trajectory is None for r in results):
         return None
-    total = _probs_array(n_samples, n_classes)
-    total[:] = 0.0
+    total = _probs_array(n_samples, n_classes, fill=0.0)
     count = np.zeros(n_samples, dtype=np.float32)
     for r in results:
         total[r.train_index] += r.trajectory

@@ -278,10 +278,11 @@
     var voting = R.voting || R.members || [];
     (R.members || []).forEach(function (name, i) {
       var value = row.evidence ? row.evidence[i] : null;
-      var shown = value === null || value === undefined ? "n/a" : value.toFixed(3);
+      var missing = value === null || value === undefined;
+      var shown = missing ? "n/a" : value.toFixed(3);
       var doubt = flaggedBy.indexOf(name) >= 0;
       var item = el("span", doubt ? "member doubt" : "member",
-                    name + " " + (value === null || value === undefined ? "n/a" : value.toFixed(2)));
+                    name + " " + (missing ? "n/a" : value.toFixed(2)));
       item.title = voting.indexOf(name) < 0
         ? name + ": its label quality " + shown + " joins the ranking; it has no vote"
         : name + (doubt ? " flags this label" : " does not flag this label") +
