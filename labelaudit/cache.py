@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT = 7  # bump when FoldResult or the training changes incompatibly
+FORMAT = 8  # bump when FoldResult or the training changes incompatibly
 
 
 def fingerprint(X, y) -> str:

@@ -106,8 +106,32 @@ def test_learned_space_neighbours_join_images_and_tables_not_text(table_csv, tex
     assert list(table.audit["member_weights"]) == ["mlp", "knn", "logreg", "knn_embedding",
                                                    "dynamics"]
     text = scan(text_csv, ScanSettings(cv=3, epochs=4, audit="always", label_column="topic"))
-    assert list(text.member_probs) == ["mlp", "knn", "logreg"]
+    assert list(text.member_probs) == ["knn", "logreg", "naive_bayes"]
     assert text.dynamics is None and "quality_dynamics" not in text.issues.columns
+
+
+def test_on_text_naive_bayes_replaces_the_network_in_the_audit(text_csv):
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    from labelaudit.audit import RANK_BY, member_weights, pool_probs
+
+    result = scan(text_csv, ScanSettings(cv=3, epochs=4, audit="always", label_column="topic"))
+    assert result.audit["members"] == list(result.audit["member_weights"]) == \
+        ["knn", "logreg", "naive_bayes"]
+    assert [c for c in result.issues.columns if c.startswith("quality_")] == \
+        ["quality_knn", "quality_logreg", "quality_naive_bayes"]
+    # The network still trained every fold: its curves diagnose the gap.
+    assert sorted(result.history["fold"].unique()) == [1, 2, 3]
+    y = result.dataset.labels
+    members = list(result.member_probs.values())
+    pooled = pool_probs(members, member_weights(y, members))
+    np.testing.assert_allclose(result.pred_probs, pooled, atol=1e-6)
+    issues = result.issues.set_index("id").loc[list(result.dataset.ids)]
+    np.testing.assert_allclose(issues["label_quality"],
+                               get_label_quality_scores(y, pooled, method=RANK_BY), atol=1e-6)
+    votes = np.sum([find_label_issues(y, p) for p in members], axis=0)
+    assert issues["is_label_issue"].astype(bool).tolist() == (votes >= 2).tolist()
 
 
 @pytest.mark.parametrize("offset", [-1, 0, 1])

@@ -115,7 +115,9 @@ def test_each_row_carries_every_members_own_label_quality(image_review):
 
 def test_text_and_tabular_rows_carry_their_content(text_review, tmp_path):
     _, result = text_review
-    rows = build_payload(result, result.summary())["review"]["rows"]
+    review = build_payload(result, result.summary())["review"]
+    rows = review["rows"]
+    assert review["members"] == review["voting"] == ["knn", "logreg", "naive_bayes"]
     texts = dict(zip(result.dataset.ids, result.dataset.inputs, strict=True))
     for row in rows:
         assert texts[row["id"]].startswith(row["text"]) and row["text_length"] >= len(row["text"])
