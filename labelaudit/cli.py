@@ -66,7 +66,8 @@ def _console():
 
 def fail(message: str) -> None:
     """Print a user error to stderr and exit 2 (no traceback)."""
-    _console().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    # The message quotes paths, columns and advice like 'labelaudit[dask]': never rich markup.
+    _console().print(f"[bold red]error:[/] {_escape(message)}", markup=True, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -111,7 +112,7 @@ def scan(
              "filter_by); the ranking is the same under every rule.")] \
         = FilterBy.prune_by_noise_rate,
     top_k: Annotated[int, typer.Option(help="Flagged samples embedded in report.html.")] = 1000,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     n_jobs: Annotated[int | None, typer.Option(
         help="Folds trained in parallel processes (-1: all cores; default: all cores from 5,000 "
              "samples up, else 1).", show_default=False)] = None,

@@ -366,10 +366,14 @@ def read_table(path: Path, *, encoding: str = "utf-8"):
     import pandas as pd
 
     suffix = path.suffix.lower()
+    # Numbers as written: pandas before 3.1 parses decimals to the nearest float only when asked
+    # (3.1 always does, and deprecates the option), so a re-saved table gave other features.
+    exact = {} if tuple(map(int, pd.__version__.split(".")[:2])) >= (3, 1) else {
+        "float_precision": "round_trip"}
     try:
         if suffix in (".csv", ".tsv"):
             frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding=encoding,
-                                low_memory=False)
+                                low_memory=False, **exact)
         elif suffix == ".parquet":
             frame = pd.read_parquet(path, engine="pyarrow")
         elif suffix == ".jsonl":

@@ -6,6 +6,10 @@ keeps the weights of the best-validation epoch, whose probabilities ``predict_pr
 
 from __future__ import annotations
 
+import os
+import re
+from contextlib import contextmanager
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
@@ -15,6 +19,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 MAX_TRAIN_EVAL = 4_096
 
 
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
 def resolve_device(device: str = "auto") -> str:
     """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'."""
     import torch
@@ -22,6 +29,62 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+@contextmanager
+def reproducible(device: str):
+    """On a CUDA GPU, deterministic kernels only, so that the same seed trains the same weights.
+
+    cuDNN's autotuner and its fastest convolution gradients vary from run to run (two scans of
+    the digits demo on an H200 ranked differently without this); cuBLAS needs its workspace
+    setting. torch's global switches are restored afterwards. The CPU needs none of this.
+    """
+    import torch
+
+    if not str(device).startswith("cuda"):
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    cudnn = torch.backends.cudnn
+    saved = (torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), cudnn.deterministic,
+             cudnn.benchmark)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]
+
+
+def device_problem(device: str, *, check_here: bool = True) -> str | None:
+    """Why torch cannot train on `device` (None when it can): a name torch does not know, or,
+    with `check_here`, a GPU this machine's torch does not see.
+
+    >>> device_problem("gpu")
+    "--device must be auto, cpu, cuda, cuda:N or mps, not 'gpu'"
+    >>> device_problem("cpu") is None
+    True
+    """
+    if not DEVICE_PATTERN.fullmatch(device):
+        return f"--device must be auto, cpu, cuda, cuda:N or mps, not {device!r}"
+    if not check_here or device in ("auto", "cpu"):
+        return None
+    import torch
+
+    if device == "mps":
+        available = torch.backends.mps.is_available()
+        seen = "no Apple GPU (MPS)"
+    else:
+        index = int(device.partition(":")[2] or 0)
+        available = torch.cuda.is_available() and index < torch.cuda.device_count()
+        seen = (f"{torch.cuda.device_count()} CUDA GPU(s)" if torch.cuda.is_available() else
+                f"no CUDA GPU (torch {torch.__version__}"
+                f"{', built without CUDA' if torch.version.cuda is None else ''})")
+    if available:
+        return None
+    return f"--device {device}, but torch sees {seen} here; pass --device auto or cpu"
 
 
 def _build_network(kind: str, n_features: int | tuple, n_classes: int, hidden: int):
@@ -49,7 +112,9 @@ def _build_network(kind: str, n_features: int | tuple, n_classes: int, hidden: i
             nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
         ]
         if side != pooled:  # an identity pooling only costs time
-            layers.append(nn.AdaptiveAvgPool2d(pooled))
+            # What AdaptiveAvgPool2d(pooled) computes for these sizes (pooled is 1 or side - 1),
+            # bit for bit, with a backward pass that is deterministic on a GPU too.
+            layers.append(nn.AvgPool2d(side - pooled + 1, stride=1))
         return nn.Sequential(
             *layers, nn.Flatten(),
             nn.Linear(c2 * pooled * pooled, hidden), nn.ReLU(),
@@ -129,7 +194,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         module.eval()
         out = np.empty((len(index), width), dtype=np.float32)
         step = max(self.batch_size, 512)
-        with torch.no_grad():
+        with torch.no_grad(), reproducible(self._device):
             for start in range(0, len(index), step):
                 part = index[start:start + step]
                 out[start:start + len(part)] = then(module(self._batch(X, part))).cpu().numpy()
@@ -157,12 +222,17 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         softmax probabilities averaged over the epochs it trained, read from the training
         passes themselves (no extra forward pass).
         """
+        self._device = resolve_device(self.device)
+        with reproducible(self._device):
+            return self._fit(X, y, X_val=X_val, y_val=y_val, on_epoch=on_epoch,
+                             trajectory=trajectory)
+
+    def _fit(self, X, y, *, X_val, y_val, on_epoch, trajectory):
         import torch
 
         y = np.asarray(y, dtype=np.int64)
         self.n_classes_ = int(self.n_classes or (y.max() + 1))
         self.classes_ = np.arange(self.n_classes_)
-        self._device = resolve_device(self.device)
         torch.manual_seed(self.random_state)
         generator = torch.Generator().manual_seed(self.random_state)
         shape = tuple(X.shape[1:]) if self.kind == "images" else X.shape[1]

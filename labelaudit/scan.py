@@ -152,6 +152,13 @@ def validate_settings(settings: ScanSettings) -> None:
         raise UsageError(f"--lr must be a positive number (got {settings.lr})")
     if settings.image_size is not None and settings.image_size < 4:
         raise UsageError(f"--image-size must be at least 4 pixels (got {settings.image_size})")
+    from .models import device_problem
+
+    # A Dask cluster's workers may hold GPUs that this client does not: there only the name
+    # is checked here, and each worker resolves the device where it trains.
+    problem = device_problem(settings.device, check_here=settings.backend == "local")
+    if problem:
+        raise UsageError(problem)
 
 
 def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = SILENT,

@@ -85,6 +85,11 @@ def test_missing_path(tmp_path):
     assert "no such file or folder" in message and "check the path" in message
 
 
+def test_brackets_in_a_message_are_printed_as_they_are(tmp_path):
+    name = "[red]labels[dask].csv"  # rich markup in a file name must not be interpreted
+    assert f"{name}: no such file or folder" in refused(tmp_path, tmp_path / name)
+
+
 def test_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     message = refused(tmp_path, tmp_path / "empty")
@@ -310,12 +315,24 @@ def test_unknown_file_type(tmp_path):
     ("--lr", "0", "--lr must be a positive number"),
     ("--lr", "nan", "--lr must be a positive number"),
     ("--kind", "text", "no text column found"),
+    ("--device", "gpu", "--device must be auto, cpu, cuda, cuda:N or mps, not 'gpu'"),
 ])
 def test_settings_that_cannot_work(tmp_path, option, value, words):
     data = tmp_path / "data.csv"
     table().to_csv(data, index=False)
     # a later option wins in click, so these override refused()'s --epochs 2 --cv 2
     assert words in refused(tmp_path, data, option, value)
+
+
+def test_a_gpu_torch_does_not_see(tmp_path):
+    import torch
+
+    data = tmp_path / "data.csv"
+    table().to_csv(data, index=False)
+    unseen = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, on any machine
+    message = refused(tmp_path, data, "--device", unseen)
+    assert f"--device {unseen}, but torch sees" in message
+    assert "pass --device auto or cpu" in message
 
 
 def test_image_size_too_small(tmp_path):

@@ -67,6 +67,38 @@ def test_scan_shifts_only_images_larger_than_16_pixels(tmp_path):
     assert image_shift(ds("tabular", (1, 28))) == 0
 
 
+def test_reproducible_turns_deterministic_kernels_on_for_cuda_only_and_restores_them():
+    import torch
+
+    from labelaudit.models import reproducible
+
+    cudnn = torch.backends.cudnn
+    before = (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark)
+    with reproducible("cpu"):
+        assert (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic,
+                cudnn.benchmark) == before
+    with reproducible("cuda:0"):  # only switches: no GPU is touched
+        assert torch.are_deterministic_algorithms_enabled() and cudnn.deterministic
+        assert not cudnn.benchmark
+    assert (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic,
+            cudnn.benchmark) == before
+
+
+@pytest.mark.parametrize("size", [8, 10, 28])
+def test_the_same_seed_trains_the_same_network_on_a_gpu(size):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (run on a GPU machine)")
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (300, 1, size, size), dtype=np.uint8)
+    y = rng.integers(0, 3, 300)
+    runs = [TorchClassifier(kind="images", epochs=3, device="cuda", shift=2 if size > 16 else 0)
+            .fit(X[:200], y[:200], X_val=X[200:], y_val=y[200:]) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].val_pred_probs_, runs[1].val_pred_probs_)
+    assert runs[0].history_ == runs[1].history_
+
+
 def test_monitor_watches_past_its_best_epoch(table_csv):
     result = scan(table_csv, ScanSettings(cv=3, audit="never", epochs=30))
     monitor = result.history[result.history["fold"] == 1]
