@@ -6,6 +6,7 @@ Readers convert formats into this one schema; nothing downstream knows about fil
 from __future__ import annotations
 
 import os
+import re
 import warnings as _warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +31,8 @@ MAX_IMAGE_SIZE = 32
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
 # A text column whose values are numbers except for at most this share is read as numbers.
 NOT_NUMBER_SHARE = 0.1
+# Column names that say "identifier" (sample_id, ID, uuid, index, pandas' unnamed index column).
+ID_NAME = re.compile(r"(?:.*[_\- ])?(?:id|uuid|guid|key|index)|unnamed: ?0", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -474,6 +477,18 @@ def _is_text_column(series) -> bool:
     return float(values.str.len().mean()) >= TEXT_MIN_MEAN_LENGTH
 
 
+def _looks_like_id(series, name) -> bool:
+    """Distinct in every row and either short strings (a category seen once teaches nothing) or
+    whole numbers under an id's name. Distinct measurements (floats) are ordinary features."""
+    import pandas as pd
+
+    if len(series) < 2 or series.isna().any() or series.nunique() < len(series):
+        return False
+    if pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
+        return not _is_text_column(series)
+    return pd.api.types.is_integer_dtype(series) and bool(ID_NAME.fullmatch(str(name).strip()))
+
+
 def _class_name(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -635,6 +650,10 @@ def load_table(
         ds = Dataset(kind="text", inputs=texts.to_numpy(dtype=object), text_column=text_column,
                      warnings=tuple(warn), **common)
     else:
+        # (Text datasets learn from the text column alone.)
+        warn.extend(f"column {c!r} has a different value in every row, like an id, and is used "
+                    f"as a feature; if it is an id, pass --id-column {c} or drop the column"
+                    for c in features if _looks_like_id(frame[c], c))
         X = frame[features].reset_index(drop=True)
         _clean_features(X, warn)
         ds = Dataset(kind="tabular", inputs=X, warnings=tuple(warn), **common)

@@ -421,3 +421,31 @@ def test_table_numbers_are_read_exactly_as_written(tmp_path):
     path.write_text("x,label\n" + "".join(f"{v},{'ab'[i % 2]}\n" for i, v in enumerate(written)))
     ds = load_dataset(path)
     assert ds.inputs["x"].tolist() == [float(v) for v in written]
+
+
+def test_a_column_that_looks_like_an_id_is_named_in_a_warning(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 40
+    frame = pd.DataFrame({
+        "sample_id": [f"s{i:03d}" for i in range(n)],  # distinct short strings
+        "Unnamed: 0": np.arange(n),  # pandas' saved index
+        "count": rng.permutation(n),  # distinct whole numbers, but a measurement's name
+        "x": rng.normal(size=n),  # distinct floats: an ordinary feature
+        "colour": ["red", "blue"] * (n // 2),
+        "label": ["a", "b"] * (n // 2),
+    })
+    path = tmp_path / "table.csv"
+    frame.to_csv(path, index=False)
+    named = [w.split("'")[1] for w in load_dataset(path).warnings if "like an id" in w]
+    assert named == ["sample_id", "Unnamed: 0"]
+    assert "pass --id-column sample_id" in " ".join(load_dataset(path).warnings)
+    chosen = load_dataset(path, id_column="sample_id")
+    assert [w.split("'")[1] for w in chosen.warnings if "like an id" in w] == ["Unnamed: 0"]
+
+
+def test_text_tables_do_not_warn_about_id_like_columns(text_csv):
+    frame = pd.read_csv(text_csv)
+    frame.insert(0, "post", [f"p{i}" for i in range(len(frame))])
+    frame.to_csv(text_csv, index=False)
+    ds = load_dataset(text_csv, label_column="topic")
+    assert ds.kind == "text" and not [w for w in ds.warnings if "like an id" in w]
