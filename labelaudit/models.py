@@ -7,7 +7,6 @@ keeps the weights of the best-validation epoch, whose probabilities ``predict_pr
 from __future__ import annotations
 
 import os
-import re
 from contextlib import contextmanager
 
 import numpy as np
@@ -17,9 +16,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 # samples: the mean of 4,096 losses is precise to about 1%, and a larger subset costs images a
 # third of each epoch.
 MAX_TRAIN_EVAL = 4_096
-
-
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -56,35 +52,6 @@ def reproducible(device: str):
     finally:
         torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
         cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]
-
-
-def device_problem(device: str, *, check_here: bool = True) -> str | None:
-    """Why torch cannot train on `device` (None when it can): a name torch does not know, or,
-    with `check_here`, a GPU this machine's torch does not see.
-
-    >>> device_problem("gpu")
-    "--device must be auto, cpu, cuda, cuda:N or mps, not 'gpu'"
-    >>> device_problem("cpu") is None
-    True
-    """
-    if not DEVICE_PATTERN.fullmatch(device):
-        return f"--device must be auto, cpu, cuda, cuda:N or mps, not {device!r}"
-    if not check_here or device in ("auto", "cpu"):
-        return None
-    import torch
-
-    if device == "mps":
-        available = torch.backends.mps.is_available()
-        seen = "no Apple GPU (MPS)"
-    else:
-        index = int(device.partition(":")[2] or 0)
-        available = torch.cuda.is_available() and index < torch.cuda.device_count()
-        seen = (f"{torch.cuda.device_count()} CUDA GPU(s)" if torch.cuda.is_available() else
-                f"no CUDA GPU (torch {torch.__version__}"
-                f"{', built without CUDA' if torch.version.cuda is None else ''})")
-    if available:
-        return None
-    return f"--device {device}, but torch sees {seen} here; pass --device auto or cpu"
 
 
 def _build_network(kind: str, n_features: int | tuple, n_classes: int, hidden: int):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from .errors import UsageError
 from .progress import SILENT, Progress
 
 AUDIT_MODES = ("auto", "always", "never")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # what --device accepts
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
            "predicted_neq_given", "low_normalized_margin", "low_self_confidence")
 
@@ -126,6 +128,35 @@ def image_shift(ds) -> int:
     return 2 if ds.kind == "images" and ds.inputs.shape[-1] > 16 else 0
 
 
+def device_problem(device: str, *, check_here: bool = True) -> str | None:
+    """Why torch cannot train on `device` (None when it can): a name torch does not know, or,
+    with `check_here`, a GPU this machine's torch does not see.
+
+    >>> device_problem("gpu")
+    "--device must be auto, cpu, cuda, cuda:N or mps, not 'gpu'"
+    >>> device_problem("cpu") is None
+    True
+    """
+    if not DEVICE_PATTERN.fullmatch(device):
+        return f"--device must be auto, cpu, cuda, cuda:N or mps, not {device!r}"
+    if not check_here or device in ("auto", "cpu"):
+        return None
+    import torch
+
+    if device == "mps":
+        available = torch.backends.mps.is_available()
+        seen = "no Apple GPU (MPS)"
+    else:
+        index = int(device.partition(":")[2] or 0)
+        available = torch.cuda.is_available() and index < torch.cuda.device_count()
+        seen = (f"{torch.cuda.device_count()} CUDA GPU(s)" if torch.cuda.is_available() else
+                f"no CUDA GPU (torch {torch.__version__}"
+                f"{', built without CUDA' if torch.version.cuda is None else ''})")
+    if available:
+        return None
+    return f"--device {device}, but torch sees {seen} here; pass --device auto or cpu"
+
+
 def validate_settings(settings: ScanSettings) -> None:
     if settings.audit not in AUDIT_MODES:
         raise UsageError(f"--audit must be one of {', '.join(AUDIT_MODES)}, not {settings.audit!r}")
@@ -152,8 +183,6 @@ def validate_settings(settings: ScanSettings) -> None:
         raise UsageError(f"--lr must be a positive number (got {settings.lr})")
     if settings.image_size is not None and settings.image_size < 4:
         raise UsageError(f"--image-size must be at least 4 pixels (got {settings.image_size})")
-    from .models import device_problem
-
     # A Dask cluster's workers may hold GPUs that this client does not: there only the name
     # is checked here, and each worker resolves the device where it trains.
     problem = device_problem(settings.device, check_here=settings.backend == "local")

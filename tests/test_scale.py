@@ -72,6 +72,22 @@ def test_cache_reuses_folds_and_resumes(tmp_path, table_csv, monkeypatch):
     assert len([p for p in cache.iterdir() if p.is_dir() and p.name != "results"]) == 2
 
 
+def test_a_cached_result_loads_without_the_heavy_libraries(tmp_path, table_csv):
+    import subprocess
+    import sys
+
+    settings = ScanSettings(epochs=3, cv=3, audit="always", cache_dir=str(tmp_path / "cache"))
+    scan(table_csv, settings)
+    code = ("import sys; from dataclasses import replace; "
+            "from labelaudit.scan import ScanSettings, scan; "
+            f"scan({str(table_csv)!r}, replace({settings!r}, top_k=3)); "
+            "print([m for m in ('torch', 'sklearn', 'cleanlab') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_result_cache_skips_all_computing_when_only_the_output_changes(tmp_path, table_csv,
                                                                       monkeypatch):
     from labelaudit import audit, features
