@@ -482,11 +482,13 @@ def _looks_like_id(series, name) -> bool:
     whole numbers under an id's name. Distinct measurements (floats) are ordinary features."""
     import pandas as pd
 
-    if len(series) < 2 or series.isna().any() or series.nunique() < len(series):
-        return False
     if pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
-        return not _is_text_column(series)
-    return pd.api.types.is_integer_dtype(series) and bool(ID_NAME.fullmatch(str(name).strip()))
+        shaped = not _is_text_column(series)
+    else:  # checked before counting distinct values: a big table has many float columns
+        shaped = (pd.api.types.is_integer_dtype(series)
+                  and ID_NAME.fullmatch(str(name).strip()) is not None)
+    return (shaped and len(series) > 1 and not series.isna().any()
+            and series.nunique() == len(series))
 
 
 def _class_name(value) -> str:
