@@ -1,22 +1,87 @@
 """The command line: parse options, make one library call, present the result.
 
 stdout carries data (--json prints exactly one JSON document); stderr carries people's output.
-Exit codes: 0 ran, 1 a --fail-above gate tripped, 2 bad usage or bad input.
+Exit codes: 0 ran, 1 a --fail-above gate tripped, 2 bad usage or bad input, 3 an internal
+error (a bug: one line on stderr, the traceback saved to a file).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 
 from .errors import UsageError
 
+
+class _GuardedGroup(typer.core.TyperGroup):
+    """Report any exception that escapes the library as an internal error: exit 3, never 1.
+
+    Exit 1 belongs to a tripped --fail-above gate, so a CI job must never see a crash as one.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _cli_exceptions():
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last guard; the traceback is saved
+            saved = _save_traceback()
+            first = (str(exc).splitlines() or [""])[0][:300]
+            sys.stderr.write(f"internal error: {type(exc).__name__}: {first} (this is a "
+                             f"labelaudit bug, not your input; the traceback is in {saved}; "
+                             "please report it with that file)\n")
+            raise typer.Exit(INTERNAL_ERROR) from None
+
+
+INTERNAL_ERROR = 3
+
+
+def _cli_exceptions() -> tuple:
+    """The exceptions that carry an exit code or a usage message: typer's and click's own."""
+    import importlib
+
+    kinds = [typer.Exit, typer.Abort]
+    # typer >= 0.20 carries its own copy of click; older ones use click itself.
+    for name in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        kinds += [getattr(module, k) for k in ("ClickException", "Exit", "Abort")
+                  if hasattr(module, k)]
+    return tuple(kinds)
+
+
+def _save_traceback() -> str:
+    """Write the current exception's traceback to a new temporary file; return its path."""
+    import tempfile
+    import traceback
+
+    handle, name = tempfile.mkstemp(prefix="labelaudit-error-", suffix=".txt")
+    with os.fdopen(handle, "w", encoding="utf-8") as file:
+        file.write(f"labelaudit {_version()}, {' '.join(map(str, sys.argv))}\n\n")
+        file.write(traceback.format_exc())
+    return name
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("labelaudit")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 app = typer.Typer(
+    cls=_GuardedGroup,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
