@@ -24,6 +24,7 @@ validation point gets the mean training loss logged since the previous validatio
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -117,11 +118,47 @@ def _frame(epochs, train, val, *, fold=None):
 def _numeric(frame, column, path):
     import pandas as pd
 
-    values = pd.to_numeric(frame[column], errors="coerce")
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce")
+    # read_csv has already turned the usual missing markers (empty, NaN, NA, null) into NaN:
+    # any other cell that is not a number is a broken log, not a gap to skip silently.
+    blank = raw.astype(str).str.strip().eq("")
+    bad = values.isna() & raw.notna() & ~blank
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UsageError(f"column {column!r} in {path} holds {raw.iloc[row]!r} in data row "
+                         f"{row + 1}, which is not a number; fix that cell (leave it empty "
+                         "where nothing was logged), or pass --train-key/--val-key to choose "
+                         "other columns")
     if values.notna().sum() == 0:
         raise UsageError(f"column {column!r} in {path} holds no numbers; " + _hint(
             path, list(frame.columns)))
     return values
+
+
+def _numbers(values, key, path, *, at=None) -> np.ndarray:
+    """Floats from a JSON log's values: numbers and numeric strings; null is a missing value.
+
+    `at` names each value's place (e.g. "epoch 3") for the message that refuses anything else.
+
+    >>> _numbers([0.5, "0.25", None], "loss", "history.json")
+    array([0.5 , 0.25,  nan])
+    """
+    out = np.full(len(values), np.nan)
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            try:
+                out[i] = float(value)  # float() also strips the spaces around "0.5 "
+                continue
+            except (ValueError, OverflowError):
+                pass
+        where = at[i] if at is not None else f"epoch {i + 1}"
+        raise UsageError(f"{path}: key {key!r} holds {value!r} at {where}, which is not a "
+                         "number; each entry must be a number (or null where nothing was "
+                         "logged), or pass --train-key/--val-key to choose other keys")
+    return out
 
 
 def align(train_x, train_y, val_x, val_y):
@@ -157,12 +194,31 @@ def align(train_x, train_y, val_x, val_y):
 def _read_table(path: Path):
     import pandas as pd
 
+    if _is_blank(path):
+        raise UsageError(f"{path} is empty: a training log needs a header row (e.g. "
+                         "epoch,loss,val_loss) and a row per epoch; pass the log once "
+                         "training has written to it")
     try:
         # sep=None sniffs the delimiter (Keras' CSVLogger may be given another separator).
-        return pd.read_csv(path, sep=None, engine="python")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        frame = pd.read_csv(path, sep=None, engine="python")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            csv.Error) as exc:
         raise UsageError(f"{path}: cannot read it as a table ({exc}); is it a training log?") \
             from None
+    if not len(frame):
+        columns = ", ".join(map(str, frame.columns))
+        raise UsageError(f"{path} has a header ({columns}) but no rows: no epoch was logged; "
+                         "pass the log once training has finished an epoch")
+    return frame
+
+
+def _is_blank(path: Path) -> bool:
+    """True for an empty file or one of only whitespace (read until the first other byte)."""
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 16):
+            if chunk.strip():
+                return False
+    return True
 
 
 def _is_lightning(frame) -> bool:
@@ -209,9 +265,18 @@ def _plain_csv(frame, path, train_key, val_key):
         epochs = np.arange(1, len(frame) + 1)
     else:
         epochs = _numeric(frame, epoch_col, path)
-    fold = frame[fold_col] if fold_col is not None else None
+    fold = _folds(frame, fold_col, path) if fold_col is not None else None
     return _frame(epochs, _numeric(frame, train, path), _numeric(frame, val, path),
                   fold=fold), train, val
+
+
+def _folds(frame, column, path):
+    folds = _numeric(frame, column, path)
+    if folds.isna().any() or not (folds == folds.round()).all():
+        raise UsageError(f"column {column!r} in {path} must hold a whole fold number (1, 2, "
+                         "...) in every row; fill in the empty cells, or rename the column if "
+                         "it holds something else")
+    return folds
 
 
 def _keras_history(data: dict, path, train_key, val_key):
@@ -219,7 +284,8 @@ def _keras_history(data: dict, path, train_key, val_key):
     train = _pick(keys, train_key, side="train", path=path)
     val = _pick(keys, val_key, side="val", path=path, exclude=[train])
     n = min(len(data[train]), len(data[val]))
-    return _frame(np.arange(1, n + 1), data[train][:n], data[val][:n]), train, val
+    return _frame(np.arange(1, n + 1), _numbers(data[train][:n], train, path),
+                  _numbers(data[val][:n], val, path)), train, val
 
 
 def _huggingface(data: dict, path, train_key, val_key):
@@ -240,8 +306,13 @@ def _huggingface(data: dict, path, train_key, val_key):
         raise UsageError(f"{path}: log_history has {len(t)} {train!r} and {len(v)} {val!r} "
                          "entries; both are needed (set eval_strategy so the Trainer evaluates "
                          "during training); " + _hint(path, keys))
-    x, tr, va = align([p[0] for p in t], [p[1] for p in t], [p[0] for p in v],
-                      [p[1] for p in v])
+
+    def points(pairs, key):
+        at = [f"{x_key} {x!r}" for x, _ in pairs]
+        return (_numbers([x for x, _ in pairs], x_key, path, at=at),
+                _numbers([y for _, y in pairs], key, path, at=at))
+
+    x, tr, va = align(*points(t, train), *points(v, val))
     return _frame(np.round(x, 4), tr, va), train, val
 
 
@@ -252,7 +323,10 @@ def _skorch(data: list, path, train_key, val_key):
     val = _pick(keys, val_key, side="val", path=path, exclude=[train])
     rows = [r for r in rows if r.get(train) is not None and r.get(val) is not None]
     epochs = [r.get("epoch", i + 1) for i, r in enumerate(rows)]
-    return _frame(epochs, [r[train] for r in rows], [r[val] for r in rows]), train, val
+    at = [f"epoch {e!r}" for e in epochs]
+    return _frame(_numbers(epochs, "epoch", path, at=at),
+                  _numbers([r[train] for r in rows], train, path, at=at),
+                  _numbers([r[val] for r in rows], val, path, at=at)), train, val
 
 
 def _event_scalars(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -8,6 +8,7 @@ remain, which a browser never fetches.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def _figure(history, *, verdict=None):
     if "fold" not in frame:
         frame = frame.assign(fold=1)
     frame = frame.sort_values(["fold", "epoch"], kind="stable")
+    # A diverged run can log losses near float's maximum, where matplotlib cannot scale an axis
+    # (it fails with a singular matrix); they are left out like inf, as a break in the curve.
+    losses = frame[["train_loss", "val_loss"]].astype(float)
+    frame[["train_loss", "val_loss"]] = losses.where(losses.abs() < 1e300)
 
     # A bare Figure on the Agg canvas: no pyplot state, so no global backend switch and no
     # figures left open when called from a long-running process.
@@ -118,17 +123,34 @@ def history_svg(history, *, verdict=None) -> str:
 
 
 def check_plot_path(path) -> Path:
-    """Refuse a plot path with an extension other than .svg/.png or in a missing folder.
+    """Refuse a plot path that cannot be written: not .svg/.png, a folder, or in no writable folder.
+
+    Missing folders are refused, not created: a typo in the path should not grow folders.
 
     >>> check_plot_path("curves.svg")
     PosixPath('curves.svg')
     """
+    import os
+
     path = Path(path)
     if path.suffix.lower().lstrip(".") not in PLOT_FORMATS:
         raise UsageError(f"cannot write a plot to {path}: use a .svg or .png file name "
                          f"(got {path.suffix or 'no extension'!r})")
-    if not path.parent.exists():
-        raise UsageError(f"cannot write a plot to {path}: the folder {path.parent} does not exist")
+    if path.is_dir():
+        raise UsageError(f"cannot write a plot to {path}: it is a folder; name a file in it, "
+                         f"e.g. {path / 'curves.svg'}")
+    parent = path.parent
+    # The nearest part of the path that exists says what is wrong: a file, or a missing folder.
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"cannot write a plot to {path}: {existing} is a file, not a folder; "
+                         "choose another --plot path")
+    if existing != parent:
+        raise UsageError(f"cannot write a plot to {path}: the folder {parent} does not exist; "
+                         f"create it first (mkdir -p {parent}) or choose another --plot path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write a plot to {path}: no permission to write in the folder "
+                         f"{parent}; choose another --plot path")
     return path
 
 
@@ -141,6 +163,12 @@ def save_history_plot(history, path, *, verdict=None) -> Path:
     path = check_plot_path(path)
     data = _render(history, path.suffix.lower().lstrip("."), verdict=verdict)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:  # checked above, but a disk can fill or a folder vanish meanwhile
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise UsageError(f"cannot write a plot to {path} ({exc.strerror or exc}); free some "
+                         "space or choose another --plot path") from None
     return path
