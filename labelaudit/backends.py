@@ -7,11 +7,16 @@ do not depend on where a fold ran (up to float rounding across torch thread coun
 from __future__ import annotations
 
 import os
+import re
 
 from .errors import UsageError
 
 BACKENDS = ("local", "dask")
 SCHEDULER_ENV = "LABELAUDIT_DASK_SCHEDULER"
+# distributed's comm schemes. inproc addresses (ip/pid/n) only name a scheduler in this process.
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+_HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]@]+):(?P<port>\d{1,5})")
+_INPROC = re.compile(r"inproc://[^\s/]+/\d+/\d+")
 
 
 def execute(X, y, jobs: list[dict], *, backend: str = "local", n_jobs: int = 1,
@@ -70,26 +75,58 @@ def _effective_jobs(n_jobs: int, n_tasks: int) -> int:
     return max(1, min(wanted, n_tasks))
 
 
+def check_scheduler(scheduler: str | None) -> str:
+    """The Dask scheduler address to use (`scheduler`, else $LABELAUDIT_DASK_SCHEDULER), checked.
+
+    Only its shape is checked, scheme://host:port or host:port, so a typo is refused at once
+    instead of after distributed's connection timeouts; nothing is contacted.
+
+    >>> check_scheduler("tcp://scheduler:8786")
+    'tcp://scheduler:8786'
+    """
+    address = scheduler if scheduler is not None else os.environ.get(SCHEDULER_ENV)
+    name = "--scheduler" if scheduler is not None else SCHEDULER_ENV
+    if address is None or (scheduler is None and not address.strip()):
+        raise UsageError(f"--backend dask needs --scheduler ADDRESS (or {SCHEDULER_ENV}), e.g. "
+                         "--scheduler tcp://scheduler:8786")
+    if _INPROC.fullmatch(address):
+        return address
+    scheme, sep, rest = address.rpartition("://")
+    match = _HOST_PORT.fullmatch(rest)
+    if (sep and scheme not in SCHEDULER_SCHEMES) or match is None \
+            or not 1 <= int(match["port"]) <= 65535:
+        raise UsageError(f"{name} must be a Dask scheduler address, scheme://host:port or "
+                         f"host:port (e.g. tcp://scheduler:8786; schemes: "
+                         f"{', '.join(SCHEDULER_SCHEMES)}), not {address!r}")
+    return address
+
+
+def _unreachable(address: str, exc: BaseException, *, lost: bool = False) -> UsageError:
+    what = "lost the Dask scheduler at" if lost else "cannot reach the Dask scheduler at"
+    return UsageError(f"{what} {address} ({type(exc).__name__}: {exc}); check the address and "
+                      "that the scheduler and its workers are running")
+
+
 def _on_dask(X, y, jobs, *, scheduler, progress):
+    # Before importing distributed or connecting: a typo costs nothing, not 40 s of timeouts.
+    address = check_scheduler(scheduler)
     try:
         from distributed import Client, as_completed
     except ImportError:
         raise UsageError("--backend dask needs Dask: pip install 'labelaudit[dask]'") from None
     from .train import run_fold
 
-    address = scheduler or os.environ.get(SCHEDULER_ENV)
-    if not address:
-        raise UsageError(f"--backend dask needs --scheduler ADDRESS (or {SCHEDULER_ENV}), e.g. "
-                         "--scheduler tcp://scheduler:8786")
     try:
         client = Client(address, timeout="20s", set_as_default=False)
     except (OSError, TimeoutError) as exc:
-        raise UsageError(f"cannot reach the Dask scheduler at {address} ({exc}); check the "
-                         "address and that the scheduler is running") from None
+        raise _unreachable(address, exc) from None
     advance = progress.task("folds on dask", total=len(jobs)) if progress is not None else None
     try:
         # The data travels to the workers once, not once per fold.
-        X_remote, y_remote = client.scatter([X, y], broadcast=True)
+        try:
+            X_remote, y_remote = client.scatter([X, y], broadcast=True)
+        except (OSError, TimeoutError) as exc:
+            raise _unreachable(address, exc, lost=True) from None
         futures = [client.submit(run_fold, X_remote, y_remote, **job, n_threads=1, pure=False,
                                  retries=2,
                                  key=f"labelaudit-fold-{job['fold']}-{os.urandom(4).hex()}")

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
+
+from .errors import UsageError
+
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding (cleanlab's noise generation) takes 0..2**32-1
+
+
+def check_seed(seed) -> int:
+    """Return `seed` if numpy can seed with it (a whole number from 0 to SEED_MAX), else refuse.
+
+    >>> check_seed(42)
+    42
+    """
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed <= SEED_MAX:
+        raise UsageError(f"--seed must be a whole number from 0 to {SEED_MAX}, not {seed!r}")
+    return seed
 
 
 def inject_noise(labels, noise_rate: float, *, n_classes: int | None = None,
@@ -15,7 +32,7 @@ def inject_noise(labels, noise_rate: float, *, n_classes: int | None = None,
 
     >>> y = np.repeat(np.arange(3), 100)
     >>> noisy = inject_noise(y, 0.2, random_state=0)
-    >>> 0.1 < (noisy != y).mean() < 0.3
+    >>> bool(0.1 < (noisy != y).mean() < 0.3)
     True
     """
     from cleanlab.benchmarking.noise_generation import (

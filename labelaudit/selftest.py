@@ -43,9 +43,12 @@ def selftest(path, *, inject: float = 0.1, settings: ScanSettings = DEFAULT_SETT
     """
     from .apply import apply_decisions
     from .data import load_dataset
-    from .noise import inject_noise
+    from .noise import check_seed, inject_noise
     from .scan import scan, validate_settings
 
+    # First: numpy refuses such a seed inside cleanlab's noise generation, which reads as if
+    # the --inject rate were at fault.
+    check_seed(settings.seed)
     if not 0 < inject < 1:
         raise UsageError(f"--inject must be a rate between 0 and 1, e.g. 0.1 (got {inject})")
     if not 0 <= frac_zero_noise_rates < 1:
