@@ -12,6 +12,7 @@ import numpy as np
 
 from . import __version__
 from .errors import UsageError
+from .noise import check_seed
 from .progress import SILENT, Progress
 
 AUDIT_MODES = ("auto", "always", "never")
@@ -173,6 +174,11 @@ def validate_settings(settings: ScanSettings) -> None:
         raise UsageError(f"--epochs must be at least 1 (got {settings.epochs})")
     if settings.backend not in ("local", "dask"):
         raise UsageError(f"--backend must be local or dask, not {settings.backend!r}")
+    if settings.backend == "dask":
+        from .backends import check_scheduler
+
+        check_scheduler(settings.scheduler)
+    check_seed(settings.seed)
     if settings.n_jobs == 0:
         raise UsageError("--n-jobs must not be 0; use 1 for serial, -1 for all cores")
     if settings.top_k < 0:
@@ -454,23 +460,39 @@ class _FoldRunner:
 
 def write_outputs(result: ScanResult, out: Path) -> dict:
     """Write issues.csv (when audited), history.csv, summary.json and report.html into `out`."""
-    from .outputs import staged, write_json
+    from .outputs import REPORT_FILES, staged, write_json
     from .report import render_report
 
     started = time.perf_counter()
     summary = result.summary()
     with staged(Path(out)) as staging:
+        issues_csv, history_csv, summary_json, report_html = (staging / n for n in REPORT_FILES)
         if result.issues is not None:
-            result.issues.to_csv(staging / "issues.csv", index=False)
-        result.history.to_csv(staging / "history.csv", index=False)
+            result.issues.to_csv(issues_csv, index=False)
+        result.history.to_csv(history_csv, index=False)
         summary["timings"]["outputs"] = round(time.perf_counter() - started, 3)
-        write_json(staging / "summary.json", summary)
-        (staging / "report.html").write_text(render_report(result, summary), encoding="utf-8")
+        write_json(summary_json, summary)
+        report_html.write_text(render_report(result, summary), encoding="utf-8")
     return summary
 
 
-def check_out_dir(data_path: Path, out: Path) -> None:
-    """Refuse an --out inside the dataset, holding it, or replacing a folder that is no report."""
-    from .outputs import check_out
+def check_out_dir(data_path: Path, out: Path, *, cache: str | Path | None = None) -> None:
+    """Refuse, before any work, an --out or cache folder that the scan could not use.
 
-    check_out(out, inputs=[data_path])
+    --out: inside the dataset or holding it, not writable, or replacing what labelaudit did not
+    write there. The cache: in the dataset, not writable, or another user's.
+
+    >>> check_out_dir(Path("datasets/wine-noisy.csv"), Path("labelaudit-report"),
+    ...               cache="labelaudit-report/cache")  # doctest: +SKIP
+    """
+    from .cache import check_cache
+    from .outputs import REPORT_FILES, check_out, check_writable, recover
+
+    check_out(out, inputs=[data_path], writes=REPORT_FILES)
+    # A killed run's leftovers go back before the cache is written: its --out may lie moved
+    # aside, the cache in it.
+    if recover(out):
+        check_out(out, inputs=[data_path], writes=REPORT_FILES)
+    check_writable(out, option="--out", renamed=True)
+    if cache is not None:
+        check_cache(cache, inputs=[data_path])

@@ -139,8 +139,6 @@ def test_selftest_blames_the_seed_not_the_injection(table_csv, seed):
     assert "--inject" not in result.stderr and "Traceback" not in result.output
 
 
-@pytest.mark.xfail(strict=True, reason="needs scan.validate_settings to call noise.check_seed; "
-                                       "remove this mark once it does")
 @pytest.mark.parametrize("seed", ["-1", "4294967296"])
 def test_scan_refuses_a_seed_out_of_range(tmp_path, table_csv, seed):
     result = runner.invoke(app, ["scan", str(table_csv), "--out", str(tmp_path / "r"),
