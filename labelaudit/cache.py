@@ -9,7 +9,8 @@
   features or importing cleanlab, scikit-learn or torch.
 
 Entries are written to a temporary name and renamed, so a killed run never leaves a
-half-written entry.
+half-written entry. They are pickles, which run code when loaded, so a cache is trusted data:
+only a folder and entries that the current user owns are read (check_cache, FoldCache.get).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+
+from .errors import UsageError
 
 FORMAT = 8  # bump when FoldResult or the training changes incompatibly
 
@@ -82,6 +85,38 @@ def cache_key(data_fingerprint: str, model_settings, *, cv: int, seed: int) -> s
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
+def check_cache(cache: str | os.PathLike, *, inputs=()) -> None:
+    """Refuse, before any work, a cache folder in the dataset, another user's, or one that
+    cannot be written.
+
+    >>> check_cache("labelaudit-report/cache", inputs=["datasets/wine-noisy.csv"])  # doctest: +SKIP
+    """
+    from .outputs import check_writable
+
+    cache = Path(cache)
+    target = cache.resolve()
+    for data in map(Path, inputs):
+        real = data.resolve()
+        if target == real or real in target.parents or target in real.parents:
+            raise UsageError(f"--cache {cache} overlaps the dataset {data}, which is only read; "
+                             "choose a folder outside it, e.g. --cache ./labelaudit-cache, or "
+                             "leave --cache out (the default is OUT/cache)")
+    if target.is_dir():
+        _refuse_foreign(cache, "the cache folder")
+    check_writable(cache, option="--cache", advice="pass another --cache, or --no-cache")
+
+
+def _refuse_foreign(path: Path, what: str) -> None:
+    """Refuse to read a cache `path` that another user owns: its pickles would run their code."""
+    if not hasattr(os, "geteuid"):  # Windows: no uids to compare
+        return
+    owner = path.stat().st_uid
+    if owner != os.geteuid():
+        raise UsageError(f"{what} {path} belongs to another user (uid {owner}); cached entries "
+                         "are pickles, which run code when loaded, so only your own cache is "
+                         "trusted: pass --no-cache, or another --cache")
+
+
 class FoldCache:
     """get/put finished folds under `root/key/`; a None root disables caching."""
 
@@ -94,6 +129,8 @@ class FoldCache:
     def get(self, name: str):
         if self.folder is None or not self._path(name).exists():
             return None
+        _refuse_foreign(self.folder, "the cache folder")
+        _refuse_foreign(self._path(name), "the cache entry")
         import joblib
 
         try:

@@ -223,7 +223,7 @@ def scan(
     log = (lambda m: None) if quiet else (lambda m: console.print(_escape(m), soft_wrap=True))
     progress = Progress(quiet=quiet)
     try:
-        check_out_dir(path, out)
+        check_out_dir(path, out, cache=settings.cache_dir)
         with progress.running():
             result = run_scan(path, settings, progress=progress, log=log)
         summary = write_outputs(result, out)
@@ -285,8 +285,11 @@ def apply_command(
 ) -> None:
     """Write a corrected copy of DATA following the review decisions; DATA is never modified."""
     from .apply import apply_decisions
+    from .outputs import check_writable
 
     try:
+        if not dry_run:  # before the dataset is read; apply_decisions checks the rest
+            check_writable(out, option="--out", renamed=True)
         result = apply_decisions(data, decisions, out, force=force, dry_run=dry_run,
                                  label_column=label_column, id_column=id_column,
                                  encoding=encoding)

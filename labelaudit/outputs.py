@@ -1,10 +1,15 @@
-"""Write a report folder so that an interrupted or failed run never leaves a half-written one.
+"""Write a report folder so that an interrupted or failed run never leaves a half-written one,
+and never removes anything that labelaudit did not write.
 
 Everything is written into a staging folder beside --out, which then replaces --out in two
 renames. A run killed before the renames leaves only a hidden staging folder, which the next run
 removes; a run killed between them leaves the earlier report moved aside, and the next run puts it
-back. An existing --out is replaced only when it is empty or an earlier labelaudit report, so a
-mistyped --out can never wipe somebody's folder; files a person added to a report are carried over.
+back.
+
+An existing --out counts as a report only when its manifest (MANIFEST, written last into every
+report) lists what labelaudit wrote there, and only the entries it lists are replaced: anything
+else in the folder is carried over into the new report, so a mistyped --out can never wipe
+somebody's folder. A folder with anything in it but no such manifest is refused, whatever it holds.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import os
 import shutil
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .errors import UsageError
 
@@ -23,10 +28,14 @@ STAGING = ".{name}.labelaudit-staging-{pid}"
 ASIDE = ".{name}.labelaudit-old-{pid}"
 MANIFEST = ".labelaudit-manifest.json"  # inside a report: the entries labelaudit wrote
 KEPT = ("cache",)  # subfolders of --out that live across runs
+REPORT_FILES = ("issues.csv", "history.csv", "summary.json", "report.html")  # a scan's report
 
 
-def check_out(out: str | os.PathLike, *, inputs=()) -> None:
-    """Refuse an --out that would write into an input, swallow one, or replace a foreign folder.
+def check_out(out: str | os.PathLike, *, inputs=(), writes=()) -> None:
+    """Refuse an --out that would write into an input, swallow one, or replace what labelaudit
+    did not write: a folder without its manifest, or a file of yours named like one in `writes`.
+
+    Whether --out can be written is check_writable's question.
 
     >>> check_out("labelaudit-report", inputs=["datasets/wine-noisy.csv"])  # doctest: +SKIP
     """
@@ -43,24 +52,100 @@ def check_out(out: str | os.PathLike, *, inputs=()) -> None:
                              "its folder; choose a new folder, e.g. --out ./labelaudit-report")
     if target.exists() and not target.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder; choose another --out")
-    if target.is_dir() and not is_replaceable(target):
-        raise UsageError(f"--out {out} is a folder that is neither empty nor an earlier labelaudit "
-                         "report, and it would be replaced; choose a new or empty folder")
+    if target.is_dir():
+        _refuse_overwriting(out, replaceable(out), writes)
 
 
-def is_replaceable(out: Path) -> bool:
-    """Whether `out` may be replaced by a new report: missing, empty, or a labelaudit report."""
+def check_writable(path: str | os.PathLike, *, option: str, advice: str | None = None,
+                   renamed: bool = False) -> None:
+    """Refuse a folder that cannot be created or written, so a run fails before its work.
+
+    A missing `path` must be creatable in the nearest folder above it; a folder that is
+    `renamed` into place (--out) needs its parent writable too.
+
+    >>> check_writable("labelaudit-report", option="--out", renamed=True)  # doctest: +SKIP
+    """
+    path = Path(path).absolute()
+    advice = advice or f"choose another {option}"
+    nearest = next(p for p in (path, *path.parents) if p.exists())
+    if not nearest.is_dir():
+        raise UsageError(f"{option} {path} cannot be written: {nearest} is a file, not a folder; "
+                         f"{advice}")
+    needed = [nearest, path.parent] if nearest == path and renamed else [nearest]
+    for folder in needed:
+        if not os.access(folder, os.W_OK | os.X_OK):  # root passes, except on read-only mounts
+            raise UsageError(f"{option} {path} cannot be written: {folder} is not writable "
+                             f"(chmod u+w {folder}, if it is yours); {advice}")
+
+
+def replaceable(out: str | os.PathLike) -> set[str]:
+    """The entries of `out` that a new report replaces: those its manifest lists.
+
+    A missing or empty folder (the cache aside) has none. Raises UsageError for a folder that
+    holds anything else but no manifest labelaudit wrote: it is no report of ours.
+
+    >>> replaceable("labelaudit-report")  # doctest: +SKIP
+    {'history.csv', 'issues.csv', 'report.html', 'summary.json'}
+    """
     out = Path(out)
-    if not out.exists():
-        return True
     if not out.is_dir():
-        return False
-    names = {p.name for p in out.iterdir()} - set(KEPT)  # a fold cache alone is no report
-    return not names or MANIFEST in names or "summary.json" in names
+        return set()
+    names = {p.name for p in out.iterdir()}
+    if not names - set(KEPT):  # a cache alone is no report, and is carried over
+        return set()
+    try:
+        return _read_manifest(out)
+    except FileNotFoundError:
+        older = (" (if it is a report of an older labelaudit, which wrote no manifest, delete it "
+                 "yourself)") if "summary.json" in names else ""
+        raise UsageError(f"--out {out} is not a labelaudit report: a folder that is neither empty "
+                         f"nor an earlier labelaudit report (one with a {MANIFEST}) is never "
+                         f"replaced; choose a new or empty folder{older}") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--out {out} is not a labelaudit report: its {MANIFEST} is not one "
+                         f"labelaudit wrote ({exc}), so nothing in it is replaced; choose a new "
+                         "or empty folder") from None
+
+
+def _read_manifest(folder: Path) -> set[str]:
+    """The entries a manifest lists; ValueError when labelaudit cannot have written it."""
+    path = folder / MANIFEST
+    if path.is_symlink():
+        raise ValueError("it is a symlink")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError("it nests too deep to be one") from None
+    files = manifest.get("files") if isinstance(manifest, dict) and \
+        manifest.get("tool") == "labelaudit" else None
+    if not isinstance(files, list):
+        raise ValueError("it holds no list of labelaudit's files")
+    odd = [name for name in files if not _plain(name)]
+    if odd:
+        raise ValueError(f"it lists {odd[0]!r}, which is no entry directly inside the folder")
+    return set(files)
+
+
+def _plain(name) -> bool:
+    """Whether `name` names an entry directly inside a folder, the only kind a report writes."""
+    return (isinstance(name, str) and name not in ("", ".", "..", MANIFEST) and "\0" not in name
+            and PurePosixPath(name).name == name and PureWindowsPath(name).name == name)
+
+
+def _refuse_overwriting(out: Path, ours: set[str], writes) -> None:
+    """Refuse to write over an entry of `out` that its manifest does not list."""
+    theirs = sorted(name for name in writes if name not in ours and os.path.lexists(out / name))
+    if theirs:
+        raise UsageError(f"--out {out} holds {', '.join(theirs)}, which labelaudit did not write "
+                         "and the new report would overwrite; move it elsewhere or choose another "
+                         "--out")
 
 
 def recover(out: Path) -> list[Path]:
     """Undo what killed runs left beside `out`; return the leftovers dealt with.
+
+    A staging folder that still holds entries carried over from `out` is emptied back into
+    `out` first, or, where one cannot go back, left in place for a person to look at.
 
     >>> recover(Path("labelaudit-report"))  # doctest: +SKIP
     []
@@ -75,8 +160,10 @@ def recover(out: Path) -> list[Path]:
                 continue
             if restore and not out.exists():
                 leftover.rename(out)  # killed between the two renames: the old report returns
-            else:
-                shutil.rmtree(leftover, ignore_errors=True)
+            elif restore:
+                shutil.rmtree(leftover, ignore_errors=True)  # it holds only what we wrote
+            elif not _discard(leftover, out):
+                continue
             handled.append(leftover)
     for name in KEPT:  # half-written entries of a killed run: "<entry>.tmp<pid>"
         for leftover in sorted((out / name).rglob("*.tmp*")) if (out / name).is_dir() else []:
@@ -87,6 +174,28 @@ def recover(out: Path) -> list[Path]:
     return handled
 
 
+def _discard(staging: Path, out: Path) -> bool:
+    """Remove a staging folder, first moving back into `out` what publish carried over into it;
+    False, with the folder kept, when an entry cannot go back."""
+    if (staging / MANIFEST).exists():  # publish began: entries it does not list are carried
+        try:
+            ours = _read_manifest(staging)
+        except (OSError, ValueError):
+            return False
+        stuck = False
+        for entry in sorted(staging.iterdir()):
+            if entry.name in ours or entry.name == MANIFEST:
+                continue
+            if not out.is_dir() or os.path.lexists(out / entry.name):
+                stuck = True
+            else:
+                entry.rename(out / entry.name)
+        if stuck:
+            return False
+    shutil.rmtree(staging, ignore_errors=True)
+    return True
+
+
 @contextmanager
 def staged(out: str | os.PathLike):
     """Yield a fresh staging folder; on success it becomes `out`, on failure it is removed.
@@ -95,9 +204,8 @@ def staged(out: str | os.PathLike):
     ...     (folder / "summary.json").write_text("{}")
     """
     out = Path(out).absolute()
-    if not is_replaceable(out):
-        raise UsageError(f"--out {out} is a folder that is neither empty nor an earlier labelaudit "
-                         "report; choose a new or empty folder")
+    check_writable(out, option="--out", renamed=True)
+    replaceable(out)  # refuses a folder that is no report before anything is written
     out.parent.mkdir(parents=True, exist_ok=True)
     recover(out)
     staging = out.parent / STAGING.format(name=out.name, pid=os.getpid())
@@ -107,38 +215,31 @@ def staged(out: str | os.PathLike):
         yield staging
         publish(staging, out)
     except BaseException:  # Ctrl-C included: the earlier report must come back whole
-        shutil.rmtree(staging, ignore_errors=True)
-        recover(out)
+        recover(out)  # this run's own staging and aside folders too, carried entries first
         raise
 
 
 def publish(staging: Path, out: Path) -> None:
-    """Swap a complete staging folder in as `out`, keeping the earlier report's extra files."""
+    """Swap a complete staging folder in as `out`, replacing only the entries labelaudit wrote.
+
+    Everything else in `out` is carried over into the new report first. Its manifest is written
+    before, so a run killed on the way leaves carried entries told apart from its own, and
+    recover() moves them back.
+    """
     written = sorted(p.name for p in staging.iterdir())
-    write_json(staging / MANIFEST, {"tool": "labelaudit", "files": written})
+    draft = staging / f"{MANIFEST}.tmp"  # written whole or not at all
+    write_json(draft, {"tool": "labelaudit", "files": written})
+    draft.rename(staging / MANIFEST)
     aside = out.parent / ASIDE.format(name=out.name, pid=os.getpid())
     if out.exists():
-        for entry in _carried_over(out):
-            if not (staging / entry.name).exists():
+        ours = replaceable(out)  # asked again: the folder may have changed while we worked
+        _refuse_overwriting(out, ours, written)
+        for entry in sorted(out.iterdir()):
+            if entry.name != MANIFEST and entry.name not in ours:
                 entry.rename(staging / entry.name)
         out.rename(aside)
     staging.rename(out)
     shutil.rmtree(aside, ignore_errors=True)
-
-
-def _carried_over(out: Path) -> list[Path]:
-    """Entries of an earlier report to keep: the cache, and files that labelaudit did not write."""
-    try:
-        ours = set(json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"])
-    except (OSError, ValueError, KeyError, TypeError):
-        ours = None  # a report from before manifests: keep only the cache
-    keep = []
-    for entry in sorted(out.iterdir()):
-        if entry.name == MANIFEST:
-            continue
-        if entry.name in KEPT or (ours is not None and entry.name not in ours):
-            keep.append(entry)
-    return keep
 
 
 def _alive(pid: int) -> bool:
