@@ -5,6 +5,8 @@ Readers convert formats into this one schema; nothing downstream knows about fil
 
 from __future__ import annotations
 
+import errno
+import math
 import os
 import re
 import warnings as _warnings
@@ -27,10 +29,16 @@ TEXT_MIN_MEAN_LENGTH = 30
 # Images above this many pixels are skipped as possible decompression bombs.
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_IMAGE_SIZE = 32
+# The decoded pixels may take this share of the machine's memory; later steps copy parts of them
+# as floats. Decoding one image also needs a few bytes per pixel at the target size.
+MEMORY_SHARE = 0.25
+DECODE_BYTES_PER_PIXEL = 16
 # Modes read as one grey channel; any other mode (RGB, RGBA, CMYK, P, ...) makes the set colour.
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
 # A text column whose values are numbers except for at most this share is read as numbers.
 NOT_NUMBER_SHARE = 0.1
+# A number this many robust spreads (interquartile ranges) from its column's median is absurd.
+ABSURD_SPREADS = 1e6
 # Column names that say "identifier" (sample_id, ID, uuid, index, pandas' unnamed index column).
 ID_NAME = re.compile(r"(?:.*[_\- ])?(?:id|uuid|guid|key|index)|unnamed: ?0", re.IGNORECASE)
 
@@ -144,11 +152,26 @@ def load_dataset(
 
 def _inside(root: Path, target: Path) -> bool:
     """Whether `target`, with every symlink resolved, lies under the (resolved) `root`."""
+    real = _resolve(target)
+    return real is not None and real.is_relative_to(root)
+
+
+def _resolve(path: Path) -> Path | None:
+    """`path` with every symlink resolved, or None for a link loop (Python 3.11 raises
+    RuntimeError there, later versions OSError)."""
     try:
-        target.resolve().relative_to(root)
-    except (ValueError, OSError):
-        return False
-    return True
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return None
+
+
+def _link_problem(path: Path) -> str | None:
+    """'symlink loop' or 'broken symlink' for a symlink that leads to nothing, else None."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return "symlink loop" if exc.errno == errno.ELOOP else "broken symlink"
+    return None
 
 
 def _scandir(folder: Path) -> list[os.DirEntry]:
@@ -161,25 +184,49 @@ def _scandir(folder: Path) -> list[os.DirEntry]:
                          "readable (chmod -R u+rX on the dataset) and retry") from None
 
 
-def _walk_images(root: Path, folder: Path, follow_symlinks: bool, seen: set):
-    """Yield (file, reason-or-None) under one class folder, sorted, recursing into subfolders.
+def _clash(real: Path, name: str, real_root: Path, classes: dict) -> str | None:
+    """Why the linked folder `real` must not be read for class `name`, or None.
+
+    It must not when it holds the whole dataset folder (every class would be read again), or
+    when it is, holds or lies inside the folder of another class (`classes` maps each resolved
+    class folder inside the dataset to its name): its files would be read under two classes.
+    """
+    if real_root.is_relative_to(real):
+        return ("symlink to a folder that holds the whole dataset folder; not followed, as it "
+                "would read every class again")
+    for folder, owner in classes.items():
+        if owner != name and (real.is_relative_to(folder) or folder.is_relative_to(real)):
+            return (f"symlink to a folder of class {owner!r}; not followed, so no file is read "
+                    "under two classes")
+    return None
+
+
+def _walk_images(folder: Path, name: str, real_root: Path, follow_symlinks: bool,
+                 classes: dict, seen: set):
+    """Yield (file, reason-or-None) under the folder of class `name`, sorted, recursing.
 
     Symlinks that stay inside the dataset are followed; ones that lead outside are listed as
-    skipped unless `follow_symlinks`. `seen` (resolved folders) stops symlink loops.
+    skipped unless `follow_symlinks`. Links to the dataset folder or into another class are
+    skipped with a reason (see `_clash`); `seen` (resolved folders) stops loops in the class.
     """
     for entry in _scandir(folder):
         path = Path(entry.path)
-        leaves = entry.is_symlink() and not _inside(root, path)
-        if leaves and not follow_symlinks:
+        link = entry.is_symlink()
+        problem = _link_problem(path) if link else None
+        if problem:
+            yield path, problem
+        elif link and not follow_symlinks and not _inside(real_root, path):
             yield path, "symlink leading outside the dataset (pass --follow-symlinks to use it)"
         elif entry.is_dir():  # follows symlinks, like is_file below
-            real = path.resolve()
-            if real in seen:
-                continue  # a symlink loop or a second link to a folder already read
-            seen.add(real)
-            yield from _walk_images(root, path, follow_symlinks, seen)
+            real = _resolve(path)
+            reason = "symlink loop" if real is None else _clash(real, name, real_root, classes)
+            if reason:
+                yield path, reason
+            elif real not in seen:  # else a loop, or a second link to a folder already read
+                seen.add(real)
+                yield from _walk_images(path, name, real_root, follow_symlinks, classes, seen)
         elif not entry.is_file():
-            yield path, ("broken symlink" if entry.is_symlink() else "not a regular file")
+            yield path, "not a regular file"
         elif path.suffix.lower() not in IMAGE_EXTENSIONS:
             yield path, "not an image file (unknown extension)"
         else:
@@ -187,25 +234,98 @@ def _walk_images(root: Path, folder: Path, follow_symlinks: bool, seen: set):
 
 
 def _class_folders(root: Path, real_root: Path, follow_symlinks: bool):
-    """Return (class folders, skipped) for the top level of an image folder."""
-    folders, skipped, loose = [], [], 0
+    """Return (class folders, skipped, loose file names, {resolved class folder: name}) for the
+    top level of an image folder.
+
+    A class folder that is a symlink to the dataset folder, or to (or into) another class
+    folder, is skipped: its files would be read twice, under two classes.
+    """
+    entries, skipped, loose = [], [], []
     for entry in _scandir(root):
         path = Path(entry.path)
-        if not entry.is_dir():
-            loose += 1
+        problem = _link_problem(path) if entry.is_symlink() else None
+        if problem:
+            skipped.append((entry.name, problem))
+        elif not entry.is_dir():
+            loose.append(entry.name)
         elif entry.is_symlink() and not follow_symlinks and not _inside(real_root, path):
             skipped.append((entry.name, "symlink leading outside the dataset "
                                         "(pass --follow-symlinks to use it)"))
         else:
-            folders.append(path)
-    if not folders and not skipped:
+            entries.append((path, entry.is_symlink()))
+    if not entries and not skipped:
         if not loose:
             raise UsageError(f"{root}: the folder is empty; point at a folder of class subfolders")
         raise UsageError(
             f"{root}: no class subfolders found; put each image in a subfolder named after its "
             "class, e.g. cat/001.png and dog/002.png"
         )
-    return folders, skipped
+    # Real folders claim their place first, then the links in name order.
+    classes, folders = {}, []
+    for path, _link in sorted(entries, key=lambda e: e[1]):
+        real = _resolve(path)
+        reason = "symlink loop" if real is None else _clash(real, path.name, real_root, classes)
+        if reason:
+            skipped.append((path.name, reason))
+            continue
+        folders.append(path)
+        if real.is_relative_to(real_root):  # (links outside are read as given)
+            classes[real] = path.name
+    return sorted(folders), skipped, loose, classes
+
+
+def _refuse_strict(root: Path, skipped: list, more: tuple[str, str] = ("", "")) -> None:
+    rel, reason = skipped[0]
+    raise UsageError(
+        f"{root}: {more[0]}{len(skipped)} file(s) cannot be used, first {rel}: {reason}; fix or "
+        f"remove them, or drop --strict to skip them{more[1]}"
+    )
+
+
+def _memory_bytes() -> int | None:
+    """This machine's physical memory in bytes, or None where it cannot be told."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return int(psutil.virtual_memory().total)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _allocate_pixels(n: int, channels: int, size: int, *, chosen: bool) -> np.ndarray:
+    """The (n, channels, size, size) uint8 array, refused when it cannot sensibly fit.
+
+    The pixels may take MEMORY_SHARE of the machine's memory (later steps hold float copies of
+    parts of them), plus room to decode one image at that size.
+    """
+    per_side = n * channels + DECODE_BYTES_PER_PIXEL
+    memory = _memory_bytes()
+    what = f"--image-size {size}" if chosen else f"the default image size {size}"
+    if memory is not None and per_side * size * size > MEMORY_SHARE * memory:
+        fits = math.isqrt(int(MEMORY_SHARE * memory) // per_side)
+        how = (f"pass --image-size {fits} or less" if fits >= 1 else
+               "scan a subset of the images")
+        raise UsageError(
+            f"{what} needs {_bytes(per_side * size * size)} of memory for {n} image(s) "
+            f"({n} x {channels} channel(s) x {size} x {size} bytes, and room to decode one), "
+            f"more than {MEMORY_SHARE:.0%} of this machine's {_bytes(memory)}; {how}"
+        )
+    try:
+        return np.zeros((n, channels, size, size), dtype=np.uint8)
+    except MemoryError:
+        raise UsageError(f"{what}: not enough memory for {n} image(s) of {size} x {size} "
+                         "pixels; pass a smaller --image-size") from None
 
 
 def _refuse_unreadable(file: Path, root: Path) -> None:
@@ -233,12 +353,15 @@ def load_image_folder(
     from PIL import Image
 
     root = Path(root)
+    if image_size is not None and image_size < 1:
+        raise UsageError(f"image_size must be at least 1 pixel (got {image_size})")
     real_root = root.resolve()
-    subdirs, skipped = _class_folders(root, real_root, follow_symlinks)
+    subdirs, skipped, loose, classes = _class_folders(root, real_root, follow_symlinks)
     candidates = []
     for label, class_dir in enumerate(subdirs):
         seen = {class_dir.resolve()}
-        for file, reason in _walk_images(real_root, class_dir, follow_symlinks, seen):
+        for file, reason in _walk_images(class_dir, class_dir.name, real_root, follow_symlinks,
+                                         classes, seen):
             rel = file.relative_to(root).as_posix()
             if reason:
                 skipped.append((rel, reason))
@@ -269,22 +392,25 @@ def load_image_folder(
             except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not fatal
                 skipped.append((rel, f"unreadable image: {_short(exc, file)}"))
     if strict and skipped:
-        rel, reason = skipped[0]
-        raise UsageError(
-            f"{root}: {len(skipped)} file(s) cannot be used, first {rel}: {reason}; "
-            "fix or remove them, or drop --strict to skip them"
-        )
+        # Files are decoded only after the headers, so some may fail later: the count is exact
+        # only when no image is left to decode.
+        _refuse_strict(root, skipped, more=("at least ", "; files whose pixel data is "
+                                            "damaged are found only when decoded, after that")
+                       if headers else ("", ""))
     if not headers:
         raise UsageError(f"{root}: none of the image files could be read "
                          f"(first problem: {skipped[0][0]}: {skipped[0][1]})")
 
+    explicit_size = image_size is not None
     if image_size is None:
         image_size = int(min(MAX_IMAGE_SIZE, np.median([h[4] for h in headers])))
     color = any(h[3] not in GRAY_MODES for h in headers)
     channels = 3 if color else 1
 
-    pixels = np.zeros((len(headers), channels, image_size, image_size), dtype=np.uint8)
+    pixels = _allocate_pixels(len(headers), channels, image_size,
+                              chosen=explicit_size)
     keep = np.ones(len(headers), dtype=bool)
+    decoded_from = len(skipped)
     for i, (rel, file, _label, _mode, _side) in enumerate(
         _track(progress, headers, "decoding images")
     ):
@@ -296,12 +422,15 @@ def load_image_folder(
             keep[i] = False
             skipped.append((rel, f"unreadable image: {_short(exc, file)}"))
     if strict and not keep.all():
-        rel, reason = skipped[-1]
-        raise UsageError(f"{root}: {rel}: {reason}; fix or remove it, or drop --strict to skip it")
+        _refuse_strict(root, skipped[decoded_from:])
     headers = [h for h, k in zip(headers, keep, strict=True) if k]
     pixels = pixels[keep]
 
     warn = []
+    if loose:
+        names = ", ".join(map(repr, loose[:5])) + (", ..." if len(loose) > 5 else "")
+        warn.append(f"{len(loose)} file(s) at the top of {root} are not in a class folder and "
+                    f"were ignored ({names}); move each into the folder of its class to use it")
     if skipped:
         warn.append(f"skipped {len(skipped)} file(s) that are not usable images "
                     "(listed in summary.json; --strict refuses instead)")
@@ -375,12 +504,16 @@ def read_table(path: Path, *, encoding: str = "utf-8"):
         "float_precision": "round_trip"}
     try:
         if suffix in (".csv", ".tsv"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding=encoding,
-                                low_memory=False, **exact)
+            sep = "\t" if suffix == ".tsv" else ","
+            frame = pd.read_csv(path, sep=sep, encoding=encoding, low_memory=False, **exact)
+            # pandas renames a repeated name (label, label.1): the file's own header tells.
+            _refuse_duplicates(path, _csv_header(path, sep=sep, encoding=encoding))
         elif suffix == ".parquet":
-            frame = pd.read_parquet(path, engine="pyarrow")
+            frame = _read_parquet(path)
         elif suffix == ".jsonl":
             frame = pd.read_json(path, lines=True, encoding=encoding, dtype=False)
+            _refuse_repeated_keys(path, encoding=encoding)  # JSON keeps the last one silently
+            _refuse_nested(path, frame)
         else:
             raise UsageError(f"{path}: unknown table type {suffix!r}; use one of "
                              f"{', '.join(TABLE_SUFFIXES)}")
@@ -406,9 +539,151 @@ def read_table(path: Path, *, encoding: str = "utf-8"):
             f"complete, valid {suffix[1:]} file"
         ) from None
     frame.columns = [str(c) for c in frame.columns]
+    _refuse_duplicates(path, list(frame.columns))
     if len(frame) == 0:
         raise UsageError(f"{path}: the table has a header but no rows; add data rows")
     return frame
+
+
+def _refuse_duplicates(path: Path, names: list[str]) -> None:
+    from collections import Counter
+
+    repeated = [(n, k) for n, k in Counter(n for n in names if n != "").items() if k > 1]
+    if repeated:
+        listed = ", ".join(f"{n!r} ({k} times)" for n, k in repeated[:10])
+        raise UsageError(
+            f"{path}: duplicate column names: {listed}; a second copy would be read as another "
+            "column (pandas renames it, e.g. label.1) and learned from as a feature; rename or "
+            "remove the duplicate columns"
+        )
+
+
+def _csv_header(path: Path, *, sep: str, encoding: str) -> list[str]:
+    """The first non-blank row of a csv/tsv file, as written (pandas renames repeated names)."""
+    import csv
+
+    with open(path, newline="", encoding=encoding) as f:
+        for row in csv.reader(f, delimiter=sep):
+            if any(cell.strip() for cell in row):
+                return [row[0].removeprefix("\ufeff"), *row[1:]]
+    return []
+
+
+def _refuse_repeated_keys(path: Path, *, encoding: str) -> None:
+    """Refuse a jsonl line that gives one key twice (JSON parsers keep only the last value)."""
+    import json
+
+    # Objects as lists of (key, value) pairs, numbers left as text: a third of pandas' time.
+    decoder = json.JSONDecoder(object_pairs_hook=list, parse_float=str, parse_int=str,
+                               parse_constant=str)
+    with open(path, encoding=encoding) as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                pairs = decoder.decode(line) if line.strip() else None
+            except ValueError:  # pandas read the file; its rules decide what is valid
+                continue
+            if not (isinstance(pairs, list) and pairs and isinstance(pairs[0], tuple)):
+                continue
+            if len(dict(pairs)) < len(pairs):
+                keys = [key for key, _ in pairs]
+                repeated = next(k for k in keys if keys.count(k) > 1)
+                raise UsageError(
+                    f"{path}: line {number} has the key {repeated!r} twice; JSON keeps only "
+                    "the last value, so the other would be lost unnoticed; write each key once "
+                    "per line"
+                )
+
+
+# Arrow types that hold several values per cell, by the name the message uses.
+_NESTED_TYPES = {"lists": ("is_list", "is_large_list", "is_fixed_size_list", "is_list_view",
+                           "is_large_list_view"),
+                 "structs": ("is_struct",), "maps": ("is_map",), "unions": ("is_union",)}
+
+
+def _is(arrow_type, *tests: str) -> bool:
+    """Whether pyarrow.types says `arrow_type` is any of `tests` (older pyarrow lacks some)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return any(getattr(pa.types, t, lambda _: False)(arrow_type) for t in tests)
+
+
+def _nested_kind(arrow_type) -> str | None:
+    return next((kind for kind, tests in _NESTED_TYPES.items() if _is(arrow_type, *tests)),
+                None)
+
+
+def _read_parquet(path: Path):
+    """Read a parquet file with pyarrow, refusing what the rest cannot use: repeated column
+    names, columns of lists or structs, and bytes that are not UTF-8 text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    _refuse_duplicates(path, list(schema.names))
+    for arrow_field in schema:
+        kind = _nested_kind(arrow_field.type)
+        if kind:
+            raise UsageError(
+                f"{path}: column {arrow_field.name!r} holds {kind} (type {arrow_field.type}); "
+                "labelaudit reads scalar columns (numbers, text, booleans): flatten it into "
+                "columns of its own, or drop it"
+            )
+    table = pq.read_table(path)
+    for i, arrow_field in enumerate(table.schema):
+        column = table.column(i)
+        textual = _is(arrow_field.type, "is_string", "is_large_string", "is_string_view")
+        binary = _is(arrow_field.type, "is_binary", "is_large_binary", "is_fixed_size_binary",
+                     "is_binary_view")
+        if not (textual or binary):
+            continue
+        try:
+            if textual:
+                column.validate(full=True)
+            else:  # bytes that are UTF-8 text are text
+                table = table.set_column(i, arrow_field.name,
+                                         column.cast(pa.binary()).cast(pa.string()))
+        except pa.ArrowInvalid:
+            raise UsageError(
+                f"{path}: column {arrow_field.name!r} holds bytes that are not UTF-8 text "
+                f"(first in row {_first_not_utf8(column)}); labelaudit reads numbers and text: "
+                "decode the column to text, or drop it"
+            ) from None
+    return table.to_pandas()
+
+
+def _first_not_utf8(column) -> int | str:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    for row, value in enumerate(column.cast(pa.binary()).to_pylist()):
+        try:
+            if value is not None:
+                value.decode("utf-8")
+        except UnicodeDecodeError:
+            return row
+    return "unknown"
+
+
+def _refuse_nested(path: Path, frame) -> None:
+    """Refuse a column of lists or objects (jsonl): labelaudit reads one value per cell."""
+    import pandas as pd
+
+    for name in frame.columns:
+        series = frame[name]
+        if not pd.api.types.is_object_dtype(series):
+            continue
+        nested = series.map(lambda v: isinstance(v, (list, dict))).to_numpy(dtype=bool)
+        if nested.any():
+            row = int(np.flatnonzero(nested)[0])
+            kind = "lists" if isinstance(series.iloc[row], list) else "objects"
+            raise UsageError(
+                f"{path}: column {str(name)!r} holds {kind} (first in row {row}); labelaudit "
+                "reads scalar columns (numbers, text, booleans): flatten it into keys of their "
+                "own, or drop it"
+            )
 
 
 def _where_undecodable(path: Path, encoding: str) -> str:
@@ -522,8 +797,31 @@ def _as_number(value) -> float | None:
     return _number(value.strip()) if isinstance(value, str) else None
 
 
+def _absurd(values: np.ndarray) -> np.ndarray:
+    """Mask of values more than ABSURD_SPREADS robust spreads from the column's median.
+
+    The spread is the interquartile range or, for a column that is mostly one value, the median
+    distance of the other values: a value a million spreads away is a sentinel or a typo, and it
+    would squash every other value of the column to one number once scaled (or overflow).
+    """
+    finite = values[np.isfinite(values)]
+    if len(finite) < 3:
+        return np.zeros(len(values), dtype=bool)
+    with np.errstate(over="ignore", invalid="ignore"):
+        low, median, high = np.percentile(finite, [25, 50, 75])
+        spread = high - low
+        distance = np.abs(values - median)
+        if not spread > 0:
+            off = distance[np.isfinite(distance) & (distance > 0)]
+            spread = np.median(off) if len(off) else 0.0
+        if not 0 < spread < np.inf:
+            return np.zeros(len(values), dtype=bool)
+        return np.isfinite(values) & (distance > ABSURD_SPREADS * spread)
+
+
 def _clean_features(X, warn: list) -> None:
-    """Make feature columns usable in place: mostly-numeric text to numbers, inf to missing."""
+    """Make feature columns usable in place: mostly-numeric text to numbers, inf and absurd
+    numbers (see `_absurd`) to missing."""
     import pandas as pd
 
     for col in X.columns:
@@ -548,6 +846,15 @@ def _clean_features(X, warn: list) -> None:
                 warn.append(f"column {col!r}: {int(infinite.sum())} infinite value(s); treated "
                             "as missing")
                 X.loc[infinite, col] = np.nan
+        if pd.api.types.is_numeric_dtype(X[col]) and not pd.api.types.is_bool_dtype(X[col]):
+            values = X[col].to_numpy(dtype=np.float64, na_value=np.nan)
+            absurd = _absurd(values)
+            if absurd.any():
+                examples = ", ".join(f"{v:g}" for v in np.unique(values[absurd])[:3])
+                warn.append(f"column {col!r}: {int(absurd.sum())} value(s) are absurdly far from "
+                            f"the others ({examples}: over {ABSURD_SPREADS:,.0f} times the "
+                            "column's spread from its median); treated as missing")
+                X[col] = np.where(absurd, np.nan, values)
 
 
 def load_table(

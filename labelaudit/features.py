@@ -13,6 +13,9 @@ from .data import Dataset
 # TF-IDF vocabulary cap: enough for real corpora, small enough for a laptop's memory.
 MAX_TEXT_FEATURES = 50_000
 MAX_CATEGORIES = 50
+# Above this magnitude a numeric column is rescaled (exactly) before standardising: squares of
+# values near 1e154 overflow float64.
+HUGE = 2.0**100
 
 
 def make_features(ds: Dataset):
@@ -48,6 +51,23 @@ def text_features(texts):
             from None
 
 
+def _huge(values: np.ndarray) -> bool:
+    finite = np.abs(values[np.isfinite(values)])
+    return bool(len(finite)) and finite.max() > HUGE
+
+
+def _tame(values: np.ndarray) -> np.ndarray:
+    """Divide a column of huge magnitudes by a power of two, so the scaler's squares cannot
+    overflow. Standardising is blind to the factor and a power of two changes no digit, so the
+    features are those the scaler would give if it could not overflow.
+
+    >>> _tame(np.array([1e300, -2e300])).tolist()
+    [0.37330544740128757, -0.7466108948025751]
+    """
+    finite = np.abs(values[np.isfinite(values)])
+    return np.ldexp(values, -int(np.frexp(finite.max())[1]))
+
+
 def tabular_features(frame):
     import pandas as pd
     from sklearn.compose import ColumnTransformer
@@ -61,6 +81,10 @@ def tabular_features(frame):
     frame = frame.copy()
     for c in categorical:
         frame[c] = frame[c].astype(object).where(frame[c].notna(), "<missing>").astype(str)
+    for c in numeric:
+        values = frame[c].to_numpy(dtype=np.float64, na_value=np.nan)
+        if _huge(values):  # others stay exactly as they are, dtype included
+            frame[c] = _tame(values)
     transformers = []
     if numeric:
         transformers.append(("num", make_pipeline(
