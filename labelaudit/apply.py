@@ -1,8 +1,10 @@
 """Turn review decisions (decisions.csv from report.html) into a corrected copy of the dataset.
 
 The original is only read. Image folders are copied with relabeled files moved into their new
-class folders and removed files left out; tables keep every column and the row order, with the
-label column rewritten and removed rows dropped, in the same file format. The copy is written
+class folders and removed files left out, each sample as a real file (read through the symlinks
+the scan follows), so the copy holds exactly the samples the scan saw. Tables keep every column
+and the row order, with the label column rewritten and removed rows dropped, in the same file
+format; every CSV written reads back to the same cells, whatever they hold. The copy is written
 to a staging folder and moved into place, and FIXED/changes.csv records every applied decision.
 
 Ids follow the loader's rules (labelaudit.data.load_dataset): an image's id is its POSIX path
@@ -34,6 +36,16 @@ class ApplyResult:
     changes: object  # DataFrame: id, given_label, decision, new_label[, old_path, new_path]
     counts: dict = field(default_factory=dict)  # keep, relabel, remove, unchanged, n_samples
     dry_run: bool = False
+
+    def changes_csv(self) -> str:
+        """changes.csv as text (what `apply --dry-run` prints); it reads back exactly."""
+        import io
+
+        from .outputs import write_csv
+
+        buffer = io.StringIO()
+        write_csv(self.changes, buffer)
+        return buffer.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,7 +107,9 @@ def check_decisions(frame, *, where: str = "decisions"):
     for column in frame.columns:
         frame[column] = frame[column].fillna("").astype(str)
     frame["decision"] = frame["decision"].str.strip().str.lower()
-    frame["new_label"] = frame["new_label"].str.strip()
+    # Kept as written, so a class whose name starts or ends with a space can be named; a
+    # hand-typed 'dog ' still finds class 'dog' (see _plan), and blank means none.
+    frame["new_label"] = frame["new_label"].where(frame["new_label"].str.strip() != "", "")
     for line, row in zip(range(2, len(frame) + 2), frame.itertuples(index=False), strict=True):
         if row.id == "":
             raise UsageError(f"{where}: line {line} has an empty id; every decision names a "
@@ -168,6 +182,33 @@ def mark_reviewed(issues, decisions):
     return frame
 
 
+def reviewed_warning(ids, decisions) -> str | None:
+    """A warning when decisions name ids that are not in the data (so they mark nothing).
+
+    Ids match as in `mark_reviewed` (changes.csv also by new_path). A removed sample is gone
+    from a re-scan of the corrected copy by design, so removals count only when no decision
+    matches at all.
+
+    >>> import pandas as pd
+    >>> decisions = pd.DataFrame({"id": ["a", "zz"], "decision": "keep", "new_label": ""})
+    >>> reviewed_warning(["a", "b"], decisions)[:63]
+    "--reviewed: 1 of 2 decision(s) name ids not in the data ('zz');"
+    """
+    decisions = _as_decisions(decisions)
+    known = {str(i) for i in ids}
+    paths = decisions["new_path"] if "new_path" in decisions.columns else [""] * len(decisions)
+    matched = [i in known or (p != "" and p in known)
+               for i, p in zip(decisions["id"], paths, strict=True)]
+    unmatched = [i for i, d, m in zip(decisions["id"], decisions["decision"], matched,
+                                      strict=True) if not m and (d != "remove" or not any(matched))]
+    if not unmatched:
+        return None
+    shown = ", ".join(repr(i) for i in unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
+    return (f"--reviewed: {len(unmatched)} of {len(decisions)} decision(s) name ids not in the "
+            f"data ({shown}); they mark nothing. Were they made for another dataset or another "
+            "--id-column? To re-scan a corrected copy, pass its changes.csv")
+
+
 # ---------------------------------------------------------------------------------------------
 # Apply
 
@@ -182,11 +223,15 @@ def apply_decisions(
     label_column: str | None = None,
     id_column: str | None = None,
     encoding: str = "utf-8",
+    follow_symlinks: bool = False,
 ) -> ApplyResult:
     """Write a corrected copy of `data` into `out` following `decisions`; `data` is only read.
 
     `decisions` is a path (decisions.csv exported from report.html) or a DataFrame with the
     same columns. With `dry_run`, nothing is written and the result says what would change.
+    Image ids are read as the scan reads them (through symlinks inside the folder; outside it
+    only with `follow_symlinks`, as `scan --follow-symlinks`), and every sample of the copy
+    is a real file, so the copy holds exactly the samples the scan saw.
 
     >>> result = apply_decisions("datasets/digits-noisy", "decisions.csv",
     ...                          "digits-fixed")  # doctest: +SKIP
@@ -201,7 +246,8 @@ def apply_decisions(
     if not data.exists():
         raise UsageError(f"{data}: no such file or folder; check the path")
     _check_out(data, out, force=force, dry_run=dry_run, decisions_path=decisions_path)
-    ds = load_dataset(data, label_column=label_column, id_column=id_column, encoding=encoding)
+    ds = load_dataset(data, label_column=label_column, id_column=id_column, encoding=encoding,
+                      follow_symlinks=follow_symlinks)
     if ds.kind == "images":
         _check_image_ids(decisions["id"])
     plan = _plan(ds, decisions, where=str(decisions_path or "decisions"))
@@ -259,6 +305,8 @@ def _plan(ds, decisions, *, where: str) -> list[_Step]:
     """Check every decision against the loaded dataset and resolve it to a step."""
     position = {str(i): k for k, i in enumerate(ds.ids)}
     unknown = [i for i in decisions["id"] if i not in position]
+    if ds.kind == "images":
+        _refuse_links_leading_outside(Path(ds.path), unknown, where=where)
     if unknown:
         shown = ", ".join(repr(i) for i in unknown[:5])
         raise UsageError(
@@ -266,8 +314,12 @@ def _plan(ds, decisions, *, where: str) -> list[_Step]:
             "the decisions made for another dataset, or with another --id-column?"
         )
     classes = set(ds.classes)
+
+    def class_of(name: str) -> str:
+        return name if name in classes or name.strip() not in classes else name.strip()
+
     bad = sorted({c for c, d in zip(decisions["new_label"], decisions["decision"], strict=True)
-                  if d == "relabel" and c not in classes})
+                  if d == "relabel" and class_of(c) not in classes})
     if bad:
         known = ", ".join(repr(c) for c in ds.classes[:20])
         more = f" and {len(ds.classes) - 20} more" if len(ds.classes) > 20 else ""
@@ -283,11 +335,29 @@ def _plan(ds, decisions, *, where: str) -> list[_Step]:
                 f"but {given!r} in {ds.path}; the dataset changed since the report. Scan it "
                 "again and review the new report"
             )
-        decision, new_label = row.decision, row.new_label
+        decision, new_label = row.decision, class_of(row.new_label) if row.new_label else ""
         if decision == "relabel" and new_label == given:
             decision, new_label = "keep", ""
         steps.append(_Step(row.id, k, given, decision, new_label))
     return steps
+
+
+def _refuse_links_leading_outside(root: Path, ids, *, where: str) -> None:
+    """Say so when unknown image ids are files reached through a symlink leading outside."""
+    real_root = root.resolve()
+    for sample_id in ids:
+        path = root / sample_id
+        try:
+            outside = path.is_file() and not path.resolve().is_relative_to(real_root)
+        except (OSError, RuntimeError):
+            outside = False
+        if outside:
+            raise UsageError(
+                f"{where}: id {sample_id!r} is reached through a symlink leading outside the "
+                f"dataset {root}; apply reads outside the dataset only when asked, as the scan "
+                "does with --follow-symlinks (Python: apply_decisions(..., "
+                "follow_symlinks=True)); or copy the linked files into the dataset and scan again"
+            )
 
 
 def _counts(steps, n_samples: int) -> dict:
@@ -319,14 +389,22 @@ def _changes_frame(steps, paths=None):
 def _apply_images(ds, root: Path, steps, out: Path, *, dry_run: bool) -> ApplyResult:
     from .outputs import staged
 
-    entries = _tree(root)
+    entries = _copy_plan(root, ds)
     removed = {s.id for s in steps if s.decision == "remove"}
     moving = [s for s in steps if s.decision == "relabel"]
-    taken = {rel for rel, _ in entries if rel not in removed} - {s.id for s in moving}
+    taken = {rel for rel in entries if rel not in removed} - {s.id for s in moving}
     new_path = {}
+    not_folders = {rel for rel, how in entries.items() if how != "dir"}
     for step in sorted(moving, key=lambda s: s.id):
         new_path[step.id] = _free_path(step, taken)
         taken.add(new_path[step.id])
+        blocked = [p for p in PurePosixPath(new_path[step.id]).parents if str(p) in not_folders]
+        if blocked:  # mkdir would fail on it, or write through a link out of the copy
+            raise UsageError(
+                f"cannot move {step.id!r} to class {step.new_label!r}: {blocked[0]} in the "
+                "dataset is a file or a symlink where the moved image needs a folder; rename "
+                "it, or remove that decision"
+            )
     paths = {s.id: (new_path.get(s.id, "") if s.decision != "keep" else s.id) for s in steps}
     changes = _changes_frame(steps, paths)
     result = ApplyResult(out=out, kind="images", written=out, changes=changes,
@@ -334,38 +412,80 @@ def _apply_images(ds, root: Path, steps, out: Path, *, dry_run: bool) -> ApplyRe
     if dry_run:
         return result
     with staged(out) as staging:
-        for rel, kind in entries:
+        for rel, how in entries.items():
+            if rel in removed:
+                continue
             target = staging / new_path.get(rel, rel)
-            if kind == "dir":
+            if how == "dir":
                 target.mkdir(parents=True, exist_ok=True)
-            elif rel not in removed:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                # A moved symlink is copied as its file: its relative target would break.
-                shutil.copy2(root / rel, target, follow_symlinks=rel in new_path)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if how == "link":
+                os.symlink(_link_target(root / rel), target)
+            else:  # follows symlinks: every sample in the copy is a file of its own
+                shutil.copy2(root / rel, target)
         _write_changes(changes, staging / CHANGES_FILE)
     return result
 
 
-def _tree(root: Path) -> list[tuple[str, str]]:
-    """Every folder and file under `root` as (POSIX relative path, 'dir' or 'file'), sorted.
+def _copy_plan(root: Path, ds) -> dict[str, str]:
+    """What the copy starts from: each relative POSIX path (sorted) -> 'copy', 'link' or 'dir'.
 
-    Symlinks are listed, never followed, so nothing outside the dataset is read or copied.
+    The copy holds exactly the samples the scan saw. Samples and skipped files are the
+    loader's (``ds.ids``, ``ds.skipped``), named as it named them, through the symlinks it
+    follows; each is copied as a real file, so a decision on an id reached through a link is
+    carried out and no sample of the copy hangs on another. A symlink leading outside the dataset
+    or nowhere stays a link to the same place, never read. Entries the loader does not look at
+    (loose top-level files, hidden names, folders) are copied as they are, except symlinked
+    folders inside the dataset: the loader read their samples under another name (a second link
+    to a folder, a loop), and carried over as links they would add samples to the copy.
     """
-    entries = []
+    real_root = root.resolve()
+    samples = {str(i) for i in ds.ids}
+    plan = {}
+    for rel in [*samples, *(str(rel) for rel, _ in ds.skipped)]:
+        path = root / rel
+        if rel not in samples and _leads_nowhere_or_outside(path, real_root):
+            plan[rel] = "link"
+        elif path.is_file():
+            plan[rel] = "copy"
+    read = {rel.split("/")[0] for rel in plan}  # the class folders the loader walked
+    holding = {p.as_posix() for rel in plan for p in PurePosixPath(rel).parents}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        here = Path(dirpath)
-        dirnames.sort()
-        for name in list(dirnames):
-            if (here / name).is_symlink():
-                dirnames.remove(name)
-                entries.append(((here / name).relative_to(root).as_posix(), "file"))
-            else:
-                entries.append(((here / name).relative_to(root).as_posix(), "dir"))
-        for name in sorted(filenames):
-            file = here / name
-            if file.is_file() or file.is_symlink():
-                entries.append((file.relative_to(root).as_posix(), "file"))
-    return entries
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            parts = rel.split("/")
+            by_loader = parts[0] in read and not any(p.startswith(".") for p in parts)
+            if rel in plan or rel in holding:
+                continue  # a folder of samples (through a link or not) is made by its files
+            if _leads_nowhere_or_outside(path, real_root):
+                plan[rel] = "link"
+            elif path.is_symlink() and path.is_dir():
+                continue  # read by the loader under another name, or not at all
+            elif path.is_dir():
+                plan[rel] = "dir"
+            elif path.is_file() and not by_loader:
+                plan[rel] = "copy"
+            # A file under a class folder that the loader did not list lies in a folder it read
+            # through a link (under the link's name), or is no regular file (a fifo): left out.
+    return dict(sorted(plan.items()))
+
+
+def _leads_nowhere_or_outside(path: Path, real_root: Path) -> bool:
+    """Whether `path` is a symlink that is broken, loops, or resolves outside `real_root`."""
+    if not path.is_symlink():
+        return False
+    try:
+        path.resolve(strict=True).relative_to(real_root)
+    except (OSError, RuntimeError, ValueError):
+        return True
+    return False
+
+
+def _link_target(link: Path) -> str:
+    """The place `link` points to, as an absolute path that means the same from anywhere."""
+    return os.path.join(os.path.realpath(link.parent), os.readlink(link))
 
 
 def _free_path(step: _Step, taken: set) -> str:
@@ -385,7 +505,9 @@ def _free_path(step: _Step, taken: set) -> str:
 
 
 def _write_changes(changes, path: Path) -> None:
-    changes.to_csv(path, index=False, encoding="utf-8")
+    from .outputs import write_csv
+
+    write_csv(changes, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,6 +585,8 @@ def _write_csv(source: Path, target: Path, *, label_column, rows, sample_class, 
                encoding) -> None:
     import pandas as pd
 
+    from .outputs import write_csv
+
     sep = "\t" if source.suffix.lower() == ".tsv" else ","
     # Read as text so every other cell is written back exactly as it was (007 stays 007).
     frame = pd.read_csv(source, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
@@ -473,7 +597,7 @@ def _write_csv(source: Path, target: Path, *, label_column, rows, sample_class, 
     for row, name in relabel.items():
         labels[row] = value[name]
     frame[label_column] = labels
-    frame[~drop].to_csv(target, sep=sep, index=False, encoding=encoding)
+    write_csv(frame[~drop], target, sep=sep, encoding=encoding)
 
 
 def _write_parquet(source: Path, target: Path, *, label_column, rows, sample_class, relabel,
@@ -494,11 +618,15 @@ def _write_parquet(source: Path, target: Path, *, label_column, rows, sample_cla
 
 def _write_jsonl(source: Path, target: Path, *, label_column, rows, sample_class, relabel, drop,
                  encoding) -> None:
-    lines = [line for line in source.read_text(encoding=encoding).splitlines() if line.strip()]
-    records = {row: json.loads(lines[row]) for row in set(rows)}
+    # Rows as pandas' read_json(lines=True) (the loader) counts them: split on '\n' alone, and a
+    # line blank after strip() is no row. str.splitlines() would also split on U+2028, U+0085,
+    # ... inside JSON strings. A line's '\r' (CRLF files) stays with it, so copies are exact.
+    with open(source, encoding=encoding, newline="") as handle:
+        lines = [line for line in handle.read().split("\n") if line.strip()]
+    records = {row: json.loads(lines[row].strip()) for row in set(rows)}
     labels = {row: record.get(label_column) for row, record in records.items()}
     value = _raw_value_of(labels, rows, sample_class)
-    with open(target, "w", encoding=encoding, newline="\n") as handle:
+    with open(target, "w", encoding=encoding, newline="") as handle:
         for row, line in enumerate(lines):
             if drop[row]:
                 continue
@@ -506,5 +634,6 @@ def _write_jsonl(source: Path, target: Path, *, label_column, rows, sample_class
                 # Only relabeled lines are re-encoded; every other line is copied byte for byte.
                 record = records[row]
                 record[label_column] = value[relabel[row]]
-                line = json.dumps(record, ensure_ascii=False)
+                ending = "\r" if line.endswith("\r") else ""
+                line = json.dumps(record, ensure_ascii=False) + ending
             handle.write(line + "\n")

@@ -299,7 +299,7 @@ def apply_command(
     tally = (f"{counts['relabel']} relabeled, {counts['remove']} removed, {counts['keep']} kept "
              f"as they were; {counts['unchanged']} of {counts['n_samples']} samples unchanged")
     if dry_run:
-        sys.stdout.write(result.changes.to_csv(index=False))
+        sys.stdout.write(result.changes_csv())
         _console().print(_escape(f"dry run, nothing written: {tally}"), soft_wrap=True)
     else:
         _console().print(_escape(f"wrote {result.written}: {tally}; the list is in "

@@ -253,9 +253,14 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
         results_cache.put("result", found)
     audit = dict(found["audit"])
     issues = found["issues"]
-    if decisions is not None and issues is not None:
-        from .apply import mark_reviewed
+    if decisions is not None:
+        from .apply import mark_reviewed, reviewed_warning
 
+        unknown = reviewed_warning(ds.ids, decisions)
+        if unknown:  # on stderr, and in summary.json with the other dataset warnings
+            log(f"warning: {unknown}")
+            ds = replace(ds, warnings=ds.warnings + (unknown,))
+    if decisions is not None and issues is not None:
         issues = mark_reviewed(issues, decisions)
         audit["n_reviewed"] = int(issues["reviewed"].sum())
         audit["n_flagged"] = int(issues["is_label_issue"].sum())
