@@ -264,7 +264,10 @@ def _is_frame(value) -> bool:
 
 
 def _check_out(data: Path, out: Path, *, force: bool, dry_run: bool, decisions_path) -> None:
-    from .outputs import check_out
+    from .outputs import check_out, check_writable
+
+    if not dry_run:  # before the dataset is read
+        check_writable(out, option="--out", renamed=True)
 
     source, target = data.resolve(), out.resolve()
     if target == source or source in target.parents:
@@ -354,9 +357,9 @@ def _refuse_links_leading_outside(root: Path, ids, *, where: str) -> None:
         if outside:
             raise UsageError(
                 f"{where}: id {sample_id!r} is reached through a symlink leading outside the "
-                f"dataset {root}; apply reads outside the dataset only when asked, as the scan "
-                "does with --follow-symlinks (Python: apply_decisions(..., "
-                "follow_symlinks=True)); or copy the linked files into the dataset and scan again"
+                f"dataset {root}; apply reads outside the dataset only when asked: pass "
+                "--follow-symlinks, as the scan did, or copy the linked files into the dataset "
+                "and scan again"
             )
 
 

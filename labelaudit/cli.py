@@ -275,24 +275,25 @@ def apply_command(
                                          "table); it is only read.")],
     decisions: Annotated[Path, typer.Argument(help="decisions.csv exported from report.html.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the corrected copy.")],
-    force: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    force: Annotated[bool, typer.Option(
+        help="Replace what labelaudit wrote in an existing --out; other files there are kept.")] \
+        = False,
     dry_run: Annotated[bool, typer.Option(help="Print the changes (CSV on stdout); write "
                                           "nothing.")] = False,
     label_column: Annotated[str | None, typer.Option(help="Table column with the labels.")] \
         = None,
     id_column: Annotated[str | None, typer.Option(help="Table column with stable ids.")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of csv/tsv/jsonl files.")] = "utf-8",
+    follow_symlinks: Annotated[bool, typer.Option(
+        help="Follow symlinks that lead outside the dataset folder, as scan did.")] = False,
 ) -> None:
     """Write a corrected copy of DATA following the review decisions; DATA is never modified."""
     from .apply import apply_decisions
-    from .outputs import check_writable
 
     try:
-        if not dry_run:  # before the dataset is read; apply_decisions checks the rest
-            check_writable(out, option="--out", renamed=True)
         result = apply_decisions(data, decisions, out, force=force, dry_run=dry_run,
                                  label_column=label_column, id_column=id_column,
-                                 encoding=encoding)
+                                 encoding=encoding, follow_symlinks=follow_symlinks)
     except UsageError as exc:
         fail(str(exc))
     counts = result.counts

@@ -465,7 +465,7 @@ class _FoldRunner:
 
 def write_outputs(result: ScanResult, out: Path) -> dict:
     """Write issues.csv (when audited), history.csv, summary.json and report.html into `out`."""
-    from .outputs import REPORT_FILES, staged, write_json
+    from .outputs import REPORT_FILES, staged, write_csv, write_json
     from .report import render_report
 
     started = time.perf_counter()
@@ -473,8 +473,8 @@ def write_outputs(result: ScanResult, out: Path) -> dict:
     with staged(Path(out)) as staging:
         issues_csv, history_csv, summary_json, report_html = (staging / n for n in REPORT_FILES)
         if result.issues is not None:
-            result.issues.to_csv(issues_csv, index=False)
-        result.history.to_csv(history_csv, index=False)
+            write_csv(result.issues, issues_csv)
+        write_csv(result.history, history_csv)
         summary["timings"]["outputs"] = round(time.perf_counter() - started, 3)
         write_json(summary_json, summary)
         report_html.write_text(render_report(result, summary), encoding="utf-8")

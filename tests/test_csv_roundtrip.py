@@ -116,8 +116,6 @@ def test_apply_table_copies_read_back_exactly(tmp_path, case, suffix):
 # -- issues.csv and history.csv (scan.write_outputs) ---------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="scan.write_outputs writes issues.csv and history.csv "
-                   "with DataFrame.to_csv; it must call labelaudit.outputs.write_csv")
 def test_issues_csv_reads_back_with_carriage_returns_in_ids_and_labels(tmp_path):
     from labelaudit.scan import ScanSettings, scan, write_outputs
 
