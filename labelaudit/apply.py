@@ -19,10 +19,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from .decisions import DECISION_COLUMNS, DECISIONS, as_decisions
 from .errors import UsageError
 
-DECISION_COLUMNS = ("id", "given_label", "decision", "new_label")
-DECISIONS = ("keep", "relabel", "remove")
 CHANGES_FILE = "changes.csv"
 
 
@@ -49,167 +48,6 @@ class ApplyResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Decisions files
-
-
-def read_decisions(path: str | os.PathLike):
-    """Read and validate a decisions file (`id,given_label,decision,new_label`).
-
-    Also accepts FIXED/changes.csv written by `apply` (extra columns are kept). Raises
-    UsageError naming the line and the fix for missing columns, unknown decisions, a relabel
-    without new_label, a new_label on keep/remove, and repeated ids.
-
-    >>> decisions = read_decisions("decisions.csv")  # doctest: +SKIP
-    >>> list(decisions.columns[:4])  # doctest: +SKIP
-    ['id', 'given_label', 'decision', 'new_label']
-    """
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such decisions file; export one from report.html with "
-                         "'Export decisions'")
-    try:
-        # Everything as text: ids such as 007 or 1.0 must not be turned into numbers.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                            encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: the decisions file is not UTF-8 text; save it as UTF-8 CSV") \
-            from None
-    except pd.errors.EmptyDataError:
-        raise UsageError(f"{path}: the decisions file is empty; it needs the header "
-                         f"{','.join(DECISION_COLUMNS)}") from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise UsageError(f"{path}: not a valid CSV file ({str(exc).strip()[:200]}); export it "
-                         "again from report.html") from None
-    return check_decisions(frame, where=str(path))
-
-
-def check_decisions(frame, *, where: str = "decisions"):
-    """Validate a decisions DataFrame (as `read_decisions` does) and return a normalized copy.
-
-    >>> import pandas as pd
-    >>> frame = pd.DataFrame({"id": ["a.png"], "decision": ["Remove"], "new_label": [""]})
-    >>> check_decisions(frame)["decision"].tolist()
-    ['remove']
-    """
-    frame = frame.copy()
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in ("id", "decision", "new_label") if c not in frame.columns]
-    if missing:
-        raise UsageError(
-            f"{where}: missing column(s) {', '.join(missing)} (found: "
-            f"{', '.join(map(repr, frame.columns)) or 'none'}); a decisions file has the header "
-            f"{','.join(DECISION_COLUMNS)}"
-        )
-    if "given_label" not in frame.columns:
-        frame.insert(1, "given_label", "")
-    for column in frame.columns:
-        frame[column] = frame[column].fillna("").astype(str)
-    frame["decision"] = frame["decision"].str.strip().str.lower()
-    # Kept as written, so a class whose name starts or ends with a space can be named; a
-    # hand-typed 'dog ' still finds class 'dog' (see _plan), and blank means none.
-    frame["new_label"] = frame["new_label"].where(frame["new_label"].str.strip() != "", "")
-    for line, row in zip(range(2, len(frame) + 2), frame.itertuples(index=False), strict=True):
-        if row.id == "":
-            raise UsageError(f"{where}: line {line} has an empty id; every decision names a "
-                             "sample id")
-        if row.decision not in DECISIONS:
-            raise UsageError(f"{where}: line {line} (id {row.id!r}): unknown decision "
-                             f"{row.decision!r}; use one of {', '.join(DECISIONS)}")
-        if row.decision == "relabel" and row.new_label == "":
-            raise UsageError(f"{where}: line {line} (id {row.id!r}): relabel needs a new_label")
-        if row.decision != "relabel" and row.new_label != "":
-            raise UsageError(f"{where}: line {line} (id {row.id!r}): new_label "
-                             f"{row.new_label!r} given for a {row.decision} decision; leave "
-                             "new_label empty unless the decision is relabel")
-    repeated = frame["id"][frame["id"].duplicated()]
-    if len(repeated):
-        raise UsageError(f"{where}: id {repeated.iloc[0]!r} has more than one decision "
-                         f"({len(repeated)} repeated id(s)); keep one line per id")
-    columns = list(DECISION_COLUMNS) + [c for c in frame.columns if c not in DECISION_COLUMNS]
-    return frame[columns].reset_index(drop=True)
-
-
-def _as_decisions(decisions):
-    import pandas as pd
-
-    if isinstance(decisions, pd.DataFrame):
-        return check_decisions(decisions)
-    return read_decisions(decisions)
-
-
-# ---------------------------------------------------------------------------------------------
-# Re-scan after review
-
-
-def mark_reviewed(issues, decisions):
-    """Mark reviewed samples in an issues table so a re-scan lists only new work.
-
-    `decisions` is a decisions DataFrame or a path (decisions.csv, or FIXED/changes.csv for a
-    re-scan of the corrected copy, whose moved images match by their new path). Adds
-    `reviewed` (bool) and `decision` ('' when not reviewed); reviewed rows get
-    is_label_issue False and an empty rank; the remaining flagged rows are ranked 1..n again in
-    their current order.
-
-    >>> import pandas as pd
-    >>> issues = pd.DataFrame({"id": ["a", "b", "c"], "label_quality": [.1, .2, .9],
-    ...                        "is_label_issue": [True, True, False],
-    ...                        "rank": pd.array([1, 2, None], dtype="Int64")})
-    >>> marked = mark_reviewed(issues, pd.DataFrame({"id": ["a"], "decision": ["keep"],
-    ...                                              "new_label": [""]}))
-    >>> marked["rank"].tolist(), marked["reviewed"].tolist()
-    ([<NA>, 1, <NA>], [True, False, False])
-    """
-    import numpy as np
-    import pandas as pd
-
-    decisions = _as_decisions(decisions)
-    decision_of = dict(zip(decisions["id"], decisions["decision"], strict=True))
-    if "new_path" in decisions.columns:
-        for new_path, decision in zip(decisions["new_path"], decisions["decision"], strict=True):
-            if new_path:
-                decision_of.setdefault(new_path, decision)
-    frame = issues.copy()
-    ids = frame["id"].astype(str)
-    frame["reviewed"] = ids.map(lambda i: i in decision_of).astype(bool)
-    frame["decision"] = ids.map(lambda i: decision_of.get(i, "")).astype(object)
-    flagged = frame["is_label_issue"].astype(bool).to_numpy() & ~frame["reviewed"].to_numpy()
-    frame["is_label_issue"] = flagged
-    rank = pd.array([pd.NA] * len(frame), dtype="Int64")
-    rank[flagged] = np.arange(1, int(flagged.sum()) + 1)
-    frame["rank"] = rank
-    return frame
-
-
-def reviewed_warning(ids, decisions) -> str | None:
-    """A warning when decisions name ids that are not in the data (so they mark nothing).
-
-    Ids match as in `mark_reviewed` (changes.csv also by new_path). A removed sample is gone
-    from a re-scan of the corrected copy by design, so removals count only when no decision
-    matches at all.
-
-    >>> import pandas as pd
-    >>> decisions = pd.DataFrame({"id": ["a", "zz"], "decision": "keep", "new_label": ""})
-    >>> reviewed_warning(["a", "b"], decisions)[:63]
-    "--reviewed: 1 of 2 decision(s) name ids not in the data ('zz');"
-    """
-    decisions = _as_decisions(decisions)
-    known = {str(i) for i in ids}
-    paths = decisions["new_path"] if "new_path" in decisions.columns else [""] * len(decisions)
-    matched = [i in known or (p != "" and p in known)
-               for i, p in zip(decisions["id"], paths, strict=True)]
-    unmatched = [i for i, d, m in zip(decisions["id"], decisions["decision"], matched,
-                                      strict=True) if not m and (d != "remove" or not any(matched))]
-    if not unmatched:
-        return None
-    shown = ", ".join(repr(i) for i in unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
-    return (f"--reviewed: {len(unmatched)} of {len(decisions)} decision(s) name ids not in the "
-            f"data ({shown}); they mark nothing. Were they made for another dataset or another "
-            "--id-column? To re-scan a corrected copy, pass its changes.csv")
-
-
-# ---------------------------------------------------------------------------------------------
 # Apply
 
 
@@ -233,16 +71,19 @@ def apply_decisions(
     only with `follow_symlinks`, as `scan --follow-symlinks`), and every sample of the copy
     is a real file, so the copy holds exactly the samples the scan saw.
 
-    >>> result = apply_decisions("datasets/digits-noisy", "decisions.csv",
-    ...                          "digits-fixed")  # doctest: +SKIP
-    >>> result.counts["relabel"]  # doctest: +SKIP
-    12
+    >>> import pandas as pd
+    >>> decisions = pd.DataFrame({"id": ["s0001", "s0002"], "decision": ["relabel", "remove"],
+    ...                           "new_label": ["class_1", ""]})
+    >>> result = apply_decisions("datasets/wine-noisy.csv", decisions, "wine-fixed",
+    ...                          id_column="sample_id", dry_run=True)
+    >>> result.counts["relabel"], result.counts["remove"], result.out.exists()
+    (1, 1, False)
     """
     from .data import load_dataset
 
     data, out = Path(data), Path(out)
     decisions_path = None if _is_frame(decisions) else Path(decisions)
-    decisions = _as_decisions(decisions)
+    decisions = as_decisions(decisions)
     if not data.exists():
         raise UsageError(f"{data}: no such file or folder; check the path")
     _check_out(data, out, force=force, dry_run=dry_run, decisions_path=decisions_path)

@@ -89,6 +89,20 @@ def member_votes(labels, members: dict, *, filter_by="prune_by_noise_rate"):
     return votes >= (len(members) + 1) // 2, names
 
 
+def flagged_rank(flagged):
+    """The `rank` column: 1..n down the flagged rows in their order, empty (<NA>) elsewhere.
+
+    >>> flagged_rank([True, False, True]).tolist()
+    [1, <NA>, 2]
+    """
+    import pandas as pd
+
+    flagged = np.asarray(flagged, dtype=bool)
+    rank = pd.array([pd.NA] * len(flagged), dtype="Int64")
+    rank[flagged] = np.arange(1, int(flagged.sum()) + 1)
+    return rank
+
+
 def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_by_noise_rate",
                 rank_by=RANK_BY, evidence=None, members=None, rank_probs=None):
     """One row per sample, sorted by label_quality ascending, with cleanlab's verdicts.
@@ -159,10 +173,7 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
         frame["flagged_by"] = flagged_by
     # Stable sort with id as tie-breaker keeps the ranking deterministic.
     frame = frame.sort_values(["label_quality", "id"], kind="stable").reset_index(drop=True)
-    rank = pd.array([pd.NA] * n, dtype="Int64")
-    flagged = frame["is_label_issue"].to_numpy()
-    rank[flagged] = np.arange(1, int(flagged.sum()) + 1)
-    frame.insert(5, "rank", rank)
+    frame.insert(5, "rank", flagged_rank(frame["is_label_issue"]))
     estimates = {
         "n_flagged": int(is_issue.sum()),
         # The share of samples flagged: each flag is a counted estimate (cleanlab's confident

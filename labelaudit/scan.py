@@ -209,7 +209,7 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     validate_settings(settings)
     decisions = None
     if settings.reviewed is not None:
-        from .apply import read_decisions
+        from .decisions import read_decisions
 
         decisions = read_decisions(settings.reviewed)  # refuse a bad file before training
     timings = {}
@@ -254,7 +254,7 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     audit = dict(found["audit"])
     issues = found["issues"]
     if decisions is not None:
-        from .apply import mark_reviewed, reviewed_warning
+        from .decisions import mark_reviewed, reviewed_warning
 
         unknown = reviewed_warning(ds.ids, decisions)
         if unknown:  # on stderr, and in summary.json with the other dataset warnings

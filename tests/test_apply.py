@@ -11,15 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from labelaudit.apply import (
-    DECISION_COLUMNS,
-    apply_decisions,
-    check_decisions,
-    mark_reviewed,
-    read_decisions,
-)
+from labelaudit.apply import apply_decisions
 from labelaudit.cli import app
 from labelaudit.data import load_dataset
+from labelaudit.decisions import DECISION_COLUMNS, check_decisions, mark_reviewed, read_decisions
 from labelaudit.errors import UsageError
 
 from .conftest import make_table, tree_hashes, write_digit_folder

@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from labelaudit.apply import DECISION_COLUMNS, apply_decisions, read_decisions, reviewed_warning
+from labelaudit.apply import apply_decisions
 from labelaudit.cli import app
 from labelaudit.data import load_dataset, read_table
+from labelaudit.decisions import DECISION_COLUMNS, read_decisions, reviewed_warning
 from labelaudit.errors import UsageError
 
 from .conftest import make_table, tree_hashes, write_digit_folder

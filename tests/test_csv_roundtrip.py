@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labelaudit.apply import DECISION_COLUMNS, apply_decisions, read_decisions
+from labelaudit.apply import apply_decisions
 from labelaudit.data import load_dataset
+from labelaudit.decisions import DECISION_COLUMNS, read_decisions
 from labelaudit.outputs import write_csv
 
 from .conftest import write_digit_folder

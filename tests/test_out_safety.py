@@ -20,9 +20,9 @@ import pytest
 from typer.testing import CliRunner
 
 import labelaudit.scan
-from labelaudit.apply import DECISION_COLUMNS
 from labelaudit.cache import FoldCache, check_cache
 from labelaudit.cli import app
+from labelaudit.decisions import DECISION_COLUMNS
 from labelaudit.errors import UsageError
 from labelaudit.outputs import ASIDE, MANIFEST, check_out, recover, staged
 

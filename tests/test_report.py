@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from labelaudit.apply import mark_reviewed
 from labelaudit.audit import find_issues
 from labelaudit.data import Dataset, load_dataset
+from labelaudit.decisions import mark_reviewed
 from labelaudit.gap import diagnose
 from labelaudit.report import build_payload, render_report
 from labelaudit.scan import ScanResult, ScanSettings, scan

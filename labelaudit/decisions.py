@@ -1,0 +1,186 @@
+"""Review decisions: decisions.csv from report.html (or apply's changes.csv), read, checked and
+marked on an issues table for a re-scan.
+
+A decisions file has the columns `id,given_label,decision,new_label`; ids follow the loader's rules
+(labelaudit.data.load_dataset).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import UsageError
+
+DECISION_COLUMNS = ("id", "given_label", "decision", "new_label")
+DECISIONS = ("keep", "relabel", "remove")
+
+
+def read_decisions(path: str | os.PathLike):
+    """Read and validate a decisions file (`id,given_label,decision,new_label`).
+
+    Also accepts FIXED/changes.csv written by `apply` (extra columns are kept). Raises
+    UsageError naming the line and the fix for missing columns, unknown decisions, a relabel
+    without new_label, a new_label on keep/remove, and repeated ids.
+
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> path = Path(tempfile.mkdtemp()) / "decisions.csv"
+    >>> pd.DataFrame({"id": ["007"], "decision": ["Relabel"], "new_label": ["dog"]}).to_csv(
+    ...     path, index=False)
+    >>> read_decisions(path).values.tolist()
+    [['007', '', 'relabel', 'dog']]
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such decisions file; export one from report.html with "
+                         "'Export decisions'")
+    try:
+        # Everything as text: ids such as 007 or 1.0 must not be turned into numbers.
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
+                            encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: the decisions file is not UTF-8 text; save it as UTF-8 CSV") \
+            from None
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"{path}: the decisions file is empty; it needs the header "
+                         f"{','.join(DECISION_COLUMNS)}") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise UsageError(f"{path}: not a valid CSV file ({str(exc).strip()[:200]}); export it "
+                         "again from report.html") from None
+    return check_decisions(frame, where=str(path))
+
+
+def check_decisions(frame, *, where: str = "decisions"):
+    """Validate a decisions DataFrame (as `read_decisions` does) and return a normalized copy.
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"id": ["a.png"], "decision": ["Remove"], "new_label": [""]})
+    >>> check_decisions(frame)["decision"].tolist()
+    ['remove']
+    """
+    frame = frame.copy()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in ("id", "decision", "new_label") if c not in frame.columns]
+    if missing:
+        raise UsageError(
+            f"{where}: missing column(s) {', '.join(missing)} (found: "
+            f"{', '.join(map(repr, frame.columns)) or 'none'}); a decisions file has the header "
+            f"{','.join(DECISION_COLUMNS)}"
+        )
+    if "given_label" not in frame.columns:
+        frame.insert(1, "given_label", "")
+    for column in frame.columns:
+        frame[column] = frame[column].fillna("").astype(str)
+    frame["decision"] = frame["decision"].str.strip().str.lower()
+    # Kept as written, so a class whose name starts or ends with a space can be named; a
+    # hand-typed 'dog ' still finds class 'dog' (see _plan), and blank means none.
+    frame["new_label"] = frame["new_label"].where(frame["new_label"].str.strip() != "", "")
+    _check_rows(frame, where)
+    repeated = frame["id"][frame["id"].duplicated()]
+    if len(repeated):
+        raise UsageError(f"{where}: id {repeated.iloc[0]!r} has more than one decision "
+                         f"({len(repeated)} repeated id(s)); keep one line per id")
+    columns = list(DECISION_COLUMNS) + [c for c in frame.columns if c not in DECISION_COLUMNS]
+    return frame[columns].reset_index(drop=True)
+
+
+def _check_rows(frame, where: str) -> None:
+    """Refuse, naming its line, a row without an id or with a decision and new_label that clash."""
+    for line, row in zip(range(2, len(frame) + 2), frame.itertuples(index=False), strict=True):
+        if row.id == "":
+            raise UsageError(f"{where}: line {line} has an empty id; every decision names a "
+                             "sample id")
+        if row.decision not in DECISIONS:
+            raise UsageError(f"{where}: line {line} (id {row.id!r}): unknown decision "
+                             f"{row.decision!r}; use one of {', '.join(DECISIONS)}")
+        if row.decision == "relabel" and row.new_label == "":
+            raise UsageError(f"{where}: line {line} (id {row.id!r}): relabel needs a new_label")
+        if row.decision != "relabel" and row.new_label != "":
+            raise UsageError(f"{where}: line {line} (id {row.id!r}): new_label "
+                             f"{row.new_label!r} given for a {row.decision} decision; leave "
+                             "new_label empty unless the decision is relabel")
+
+
+def as_decisions(decisions):
+    """Checked decisions from a DataFrame (`check_decisions`) or a path (`read_decisions`).
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"id": ["a"], "decision": ["keep"], "new_label": [""]})
+    >>> as_decisions(frame).columns.tolist()
+    ['id', 'given_label', 'decision', 'new_label']
+    """
+    import pandas as pd
+
+    if isinstance(decisions, pd.DataFrame):
+        return check_decisions(decisions)
+    return read_decisions(decisions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Re-scan after review
+
+
+def mark_reviewed(issues, decisions):
+    """Mark reviewed samples in an issues table so a re-scan lists only new work.
+
+    `decisions` is a decisions DataFrame or a path (decisions.csv, or FIXED/changes.csv for a
+    re-scan of the corrected copy, whose moved images match by their new path). Adds
+    `reviewed` (bool) and `decision` ('' when not reviewed); reviewed rows get
+    is_label_issue False and an empty rank; the remaining flagged rows are ranked 1..n again in
+    their current order.
+
+    >>> import pandas as pd
+    >>> issues = pd.DataFrame({"id": ["a", "b", "c"], "label_quality": [.1, .2, .9],
+    ...                        "is_label_issue": [True, True, False],
+    ...                        "rank": pd.array([1, 2, None], dtype="Int64")})
+    >>> marked = mark_reviewed(issues, pd.DataFrame({"id": ["a"], "decision": ["keep"],
+    ...                                              "new_label": [""]}))
+    >>> marked["rank"].tolist(), marked["reviewed"].tolist()
+    ([<NA>, 1, <NA>], [True, False, False])
+    """
+    from .audit import flagged_rank
+
+    decisions = as_decisions(decisions)
+    decision_of = dict(zip(decisions["id"], decisions["decision"], strict=True))
+    if "new_path" in decisions.columns:
+        for new_path, decision in zip(decisions["new_path"], decisions["decision"], strict=True):
+            if new_path:
+                decision_of.setdefault(new_path, decision)
+    frame = issues.copy()
+    ids = frame["id"].astype(str)
+    frame["reviewed"] = ids.map(lambda i: i in decision_of).astype(bool)
+    frame["decision"] = ids.map(lambda i: decision_of.get(i, "")).astype(object)
+    flagged = frame["is_label_issue"].astype(bool).to_numpy() & ~frame["reviewed"].to_numpy()
+    frame["is_label_issue"] = flagged
+    frame["rank"] = flagged_rank(flagged)
+    return frame
+
+
+def reviewed_warning(ids, decisions) -> str | None:
+    """A warning when decisions name ids that are not in the data (so they mark nothing).
+
+    Ids match as in `mark_reviewed` (changes.csv also by new_path). A removed sample is gone
+    from a re-scan of the corrected copy by design, so removals count only when no decision
+    matches at all.
+
+    >>> import pandas as pd
+    >>> decisions = pd.DataFrame({"id": ["a", "zz"], "decision": "keep", "new_label": ""})
+    >>> reviewed_warning(["a", "b"], decisions)[:63]
+    "--reviewed: 1 of 2 decision(s) name ids not in the data ('zz');"
+    """
+    decisions = as_decisions(decisions)
+    known = {str(i) for i in ids}
+    paths = decisions["new_path"] if "new_path" in decisions.columns else [""] * len(decisions)
+    matched = [i in known or (p != "" and p in known)
+               for i, p in zip(decisions["id"], paths, strict=True)]
+    unmatched = [i for i, d, m in zip(decisions["id"], decisions["decision"], matched,
+                                      strict=True) if not m and (d != "remove" or not any(matched))]
+    if not unmatched:
+        return None
+    shown = ", ".join(repr(i) for i in unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
+    return (f"--reviewed: {len(unmatched)} of {len(decisions)} decision(s) name ids not in the "
+            f"data ({shown}); they mark nothing. Were they made for another dataset or another "
+            "--id-column? To re-scan a corrected copy, pass its changes.csv")
