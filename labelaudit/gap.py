@@ -187,22 +187,45 @@ def pooled_sen_slope(x, y, groups=None, *, confidence: float = CONFIDENCE) -> Tr
 # The diagnosis
 
 
-def _tidy(history):
+HISTORY_COLUMNS = ("fold", "epoch", "train_loss", "val_loss")
+
+
+def history_frame(rows):
+    """The one loss-history table: fold, epoch, train_loss, val_loss and gap, by fold and epoch.
+
+    `rows` is a DataFrame, records or a dict of columns with epoch, train_loss and val_loss, and
+    optionally fold (1 where absent); values that are not numbers become missing.
+
+    >>> history_frame([{"epoch": 2, "train_loss": 0.5, "val_loss": 0.75},
+    ...                {"epoch": 1, "train_loss": 1.0, "val_loss": 1.0}]).to_dict("list")
+    {'fold': [1, 1], 'epoch': [1, 2], 'train_loss': [1.0, 0.5], 'val_loss': [1.0, 0.75], \
+'gap': [0.0, 0.25]}
+    """
     import pandas as pd
 
-    frame = pd.DataFrame(history)
-    missing = {"epoch", "train_loss", "val_loss"} - set(frame.columns)
+    frame = pd.DataFrame(rows)
+    if not len(frame.columns):  # no rows at all: an empty table, not a missing column
+        frame = pd.DataFrame(columns=list(HISTORY_COLUMNS))
+    missing = set(HISTORY_COLUMNS[1:]) - set(frame.columns)
     if missing:
         from .errors import UsageError
 
-        raise UsageError(f"a loss history needs columns epoch, train_loss and val_loss; missing "
-                         f"{', '.join(sorted(missing))}")
+        raise UsageError(f"the loss history lacks columns it needs (epoch, train_loss, "
+                         f"val_loss): missing {', '.join(sorted(missing))}; it has "
+                         f"{', '.join(map(str, frame.columns)) or 'none'}")
     if "fold" not in frame:
         frame = frame.assign(fold=1)
-    frame = frame[["fold", "epoch", "train_loss", "val_loss"]].copy()
-    for column in ("epoch", "train_loss", "val_loss"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    frame = frame[np.isfinite(frame[["epoch", "train_loss", "val_loss"]]).all(axis=1)]
+    frame = frame[list(HISTORY_COLUMNS)].copy()
+    for column in HISTORY_COLUMNS[1:]:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    frame["gap"] = frame["val_loss"] - frame["train_loss"]
+    return frame.sort_values(["fold", "epoch"], kind="stable").reset_index(drop=True)
+
+
+def _tidy(history):
+    frame = history_frame(history).drop(columns="gap")
+    frame[list(HISTORY_COLUMNS[1:])] = frame[list(HISTORY_COLUMNS[1:])].astype(float)
+    frame = frame[np.isfinite(frame[list(HISTORY_COLUMNS[1:])]).all(axis=1)]
     # A repeated (fold, epoch) row, e.g. a resumed run, counts once: its mean.
     frame = frame.groupby(["fold", "epoch"], as_index=False, sort=True).mean()
     frame["gap"] = frame["val_loss"] - frame["train_loss"]
@@ -388,8 +411,4 @@ class GapMonitor:
     @property
     def history(self):
         """The recorded epochs as a table: fold, epoch, train_loss, val_loss, gap."""
-        import pandas as pd
-
-        frame = pd.DataFrame(self.records, columns=["fold", "epoch", "train_loss", "val_loss"])
-        frame["gap"] = frame["val_loss"] - frame["train_loss"]
-        return frame
+        return history_frame(self.records)

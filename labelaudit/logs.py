@@ -101,17 +101,15 @@ def _pick(keys, wanted: str | None, *, side: str, path, exclude=()) -> str:
 
 
 def _frame(epochs, train, val, *, fold=None):
-    import pandas as pd
+    from .gap import history_frame
 
     # Plain arrays: the inputs' own indexes (epochs, steps) must not leak into the table.
-    frame = pd.DataFrame({"fold": 1 if fold is None else np.asarray(fold),
-                          "epoch": np.asarray(epochs), "train_loss": np.asarray(train, float),
-                          "val_loss": np.asarray(val, float)})
-    frame["epoch"] = pd.to_numeric(frame["epoch"])
+    frame = history_frame({"fold": 1 if fold is None else np.asarray(fold),
+                           "epoch": np.asarray(epochs), "train_loss": np.asarray(train, float),
+                           "val_loss": np.asarray(val, float)}).drop(columns="gap")
     if (frame["epoch"] == frame["epoch"].round()).all():
         frame["epoch"] = frame["epoch"].round().astype(int)
     frame["fold"] = frame["fold"].astype(int)
-    frame[["train_loss", "val_loss"]] = frame[["train_loss", "val_loss"]].astype(float)
     return frame
 
 
@@ -466,8 +464,7 @@ def read_log(path, *, train_key: str | None = None, val_key: str | None = None):
     """
     path = Path(path)
     fmt, frame, train, val, source = _read(path, train_key, val_key)
-    frame = frame.dropna(subset=["train_loss", "val_loss"], how="all")
-    frame = frame.sort_values(["fold", "epoch"], kind="stable").reset_index(drop=True)
+    frame = frame.dropna(subset=["train_loss", "val_loss"], how="all").reset_index(drop=True)
     if frame[["train_loss", "val_loss"]].notna().all(axis=1).sum() == 0:
         raise UsageError(f"{source}: no epoch has both a {train!r} and a {val!r} value")
     frame.attrs.update({"format": fmt, "train_key": str(train), "val_key": str(val),
@@ -486,34 +483,40 @@ def _read(path: Path, train_key, val_key, *, detect_only=False):
     suffix = source.suffix.lower()
     if suffix == ".json":
         data = _load_json(source)
-        if isinstance(data, dict) and isinstance(data.get("log_history"), list):
-            fmt, reader = "huggingface", _huggingface
-        elif isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
-            fmt, reader = "skorch", _skorch
-        elif isinstance(data, dict) and any(isinstance(v, list) for v in data.values()):
-            fmt, reader = "keras-history", _keras_history
-        else:
-            raise UsageError(f"{source}: a JSON log should be a Hugging Face trainer_state.json, "
-                             "a skorch history.json or a Keras history dict; "
-                             + _hint(source, list(data) if isinstance(data, dict) else []))
-        if detect_only:
-            return (fmt,)
-        return (fmt, *reader(data, source, train_key, val_key), source)
-    if suffix in TABLE_SUFFIXES or suffix == ".log":
-        frame = _read_table(source)
-        columns = [str(c) for c in frame.columns]
-        if _is_lightning(frame):
-            fmt, reader = "lightning-csv", _lightning
-        elif columns and columns[0] == "epoch" and "loss" in columns and any(
-                c.startswith("val_") for c in columns):
-            fmt, reader = "keras-csv", _keras_csv
-        else:
-            fmt, reader = "csv", _plain_csv
-        if detect_only:
-            return (fmt,)
-        return (fmt, *reader(frame, source, train_key, val_key), source)
-    raise UsageError(f"{source}: unknown log format; pass a metrics.csv, a CSV log, a "
-                     "trainer_state.json, a history.json or a TensorBoard run folder")
+        fmt, reader = _json_format(data, source)
+    elif suffix in TABLE_SUFFIXES or suffix == ".log":
+        data = _read_table(source)
+        fmt, reader = _table_format(data)
+    else:
+        raise UsageError(f"{source}: unknown log format; pass a metrics.csv, a CSV log, a "
+                         "trainer_state.json, a history.json or a TensorBoard run folder")
+    if detect_only:
+        return (fmt,)
+    return (fmt, *reader(data, source, train_key, val_key), source)
+
+
+def _json_format(data, source: Path):
+    """(format, reader) of a parsed JSON log."""
+    if isinstance(data, dict) and isinstance(data.get("log_history"), list):
+        return "huggingface", _huggingface
+    if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
+        return "skorch", _skorch
+    if isinstance(data, dict) and any(isinstance(v, list) for v in data.values()):
+        return "keras-history", _keras_history
+    raise UsageError(f"{source}: a JSON log should be a Hugging Face trainer_state.json, "
+                     "a skorch history.json or a Keras history dict; "
+                     + _hint(source, list(data) if isinstance(data, dict) else []))
+
+
+def _table_format(frame):
+    """(format, reader) of a log read as a table."""
+    columns = [str(c) for c in frame.columns]
+    if _is_lightning(frame):
+        return "lightning-csv", _lightning
+    if columns and columns[0] == "epoch" and "loss" in columns and any(
+            c.startswith("val_") for c in columns):
+        return "keras-csv", _keras_csv
+    return "csv", _plain_csv
 
 
 def diagnose_log(path, *, train_key: str | None = None, val_key: str | None = None,

@@ -21,18 +21,12 @@ _GAP_COLOR = "#d62728"
 
 
 def _figure(history, *, verdict=None):
-    import pandas as pd
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    frame = pd.DataFrame(history)
-    missing = {"epoch", "train_loss", "val_loss"} - set(frame.columns)
-    if missing:
-        raise UsageError(f"the loss history lacks column(s) {', '.join(sorted(missing))} "
-                         f"(columns: {', '.join(map(str, frame.columns)) or 'none'})")
-    if "fold" not in frame:
-        frame = frame.assign(fold=1)
-    frame = frame.sort_values(["fold", "epoch"], kind="stable")
+    from .gap import history_frame
+
+    frame = history_frame(history)
     # A diverged run can log losses near float's maximum, where matplotlib cannot scale an axis
     # (it fails with a singular matrix); they are left out like inf, as a break in the curve.
     losses = frame[["train_loss", "val_loss"]].astype(float)
