@@ -105,15 +105,12 @@ def _is_frame(value) -> bool:
 
 
 def _check_out(data: Path, out: Path, *, force: bool, dry_run: bool, decisions_path) -> None:
-    from .outputs import check_out, check_writable
+    from .outputs import check_out, check_writable, refuse_inside
 
     if not dry_run:  # before the dataset is read
         check_writable(out, option="--out", renamed=True)
 
-    source, target = data.resolve(), out.resolve()
-    if target == source or source in target.parents:
-        raise UsageError(f"--out {out} is inside the dataset {data}; choose a folder outside it, "
-                         "e.g. --out ./fixed")
+    refuse_inside(out, data, example="./fixed")
     # Also refuses an --out holding the data, a file, and a folder labelaudit did not write.
     check_out(out, inputs=[data])
     if decisions_path is not None and out.resolve() in decisions_path.resolve().parents:
@@ -401,15 +398,11 @@ def _apply_table(ds, path: Path, steps, out: Path, *, dry_run: bool, label_colum
 
 def _row_ids(path: Path, id_column: str | None, encoding: str) -> list[str]:
     """Each row's id by the loader's rules: the --id-column value, else the row number."""
-    import pandas as pd
-
-    from .data import read_table
+    from .data import read_as_text, read_table
 
     if path.suffix.lower() in (".csv", ".tsv"):
         # The loader reads csv ids as the text in the file ('007' stays '007').
-        frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",",
-                            dtype=str, keep_default_na=False, na_filter=False,
-                            encoding=encoding, low_memory=False)
+        frame = read_as_text(path, encoding=encoding)
     else:
         frame = read_table(path, encoding=encoding)
     if id_column is None:
@@ -427,21 +420,18 @@ def _raw_value_of(raw_labels, rows, sample_class) -> dict:
 
 def _write_csv(source: Path, target: Path, *, label_column, rows, sample_class, relabel, drop,
                encoding) -> None:
-    import pandas as pd
-
+    from .data import read_as_text, separator
     from .outputs import write_csv
 
-    sep = "\t" if source.suffix.lower() == ".tsv" else ","
     # Read as text so every other cell is written back exactly as it was (007 stays 007).
-    frame = pd.read_csv(source, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
-                        encoding=encoding, low_memory=False)
+    frame = read_as_text(source, encoding=encoding)
     frame.columns = [str(c) for c in frame.columns]
     labels = frame[label_column].tolist()
     value = _raw_value_of(labels, rows, sample_class)
     for row, name in relabel.items():
         labels[row] = value[name]
     frame[label_column] = labels
-    write_csv(frame[~drop], target, sep=sep, encoding=encoding)
+    write_csv(frame[~drop], target, sep=separator(source), encoding=encoding)
 
 
 def _write_parquet(source: Path, target: Path, *, label_column, rows, sample_class, relabel,

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError
+from .settings import RESULT_FREE
 
 FORMAT = 8  # bump when FoldResult or the training changes incompatibly
 
@@ -37,10 +38,6 @@ def fingerprint(X, y) -> str:
         digest.update(f"{arr.dtype}{arr.shape}".encode())
         digest.update(memoryview(arr).cast("B"))
     return digest.hexdigest()
-
-
-# ScanSettings fields that never change a result: how it is computed or what is shown of it.
-RESULT_FREE = ("top_k", "n_jobs", "backend", "scheduler", "cache_dir", "reviewed")
 
 
 def dataset_fingerprint(ds) -> str:
@@ -68,7 +65,13 @@ def dataset_fingerprint(ds) -> str:
 
 
 def result_key(dataset_fingerprint: str, settings) -> str:
-    """The result cache's key: the dataset and every setting that changes the scan's result."""
+    """The result cache's key: the dataset and every setting that changes the scan's result
+    (all but settings.RESULT_FREE, which says how it is computed or what is shown of it).
+
+    >>> from labelaudit.settings import ScanSettings
+    >>> result_key("0" * 64, ScanSettings()) == result_key("0" * 64, ScanSettings(top_k=5))
+    True
+    """
     from . import __version__
 
     kept = {k: v for k, v in asdict(settings).items() if k not in RESULT_FREE}

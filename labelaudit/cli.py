@@ -7,17 +7,21 @@ error (a bug: one line on stderr, the traceback saved to a file).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import sys
+from dataclasses import fields
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_type_hints
 
 import typer
 import typer.core
 
 from .errors import UsageError
+from .settings import ScanSettings, declared, field_named, panel
 
 
 class _GuardedGroup(typer.core.TyperGroup):
@@ -89,38 +93,58 @@ app = typer.Typer(
 )
 
 
-class Kind(str, Enum):
-    images = "images"
-    tabular = "tabular"
-    text = "text"
+def settings_options(*names: str, help: dict[str, str] | None = None):
+    """Give a command an option for each named setting (with none named: every setting that has
+    --help text), built from its declaration in labelaudit.settings; the command receives them
+    in `**settings`, for `settings_values`.
+
+    >>> @settings_options("cv", "audit")
+    ... def command(*, quiet: bool = False, **settings): ...
+    >>> list(inspect.signature(command).parameters)
+    ['quiet', 'cv', 'audit']
+    """
+    chosen = ([field_named(name) for name in names] if names else
+              [f for f in fields(ScanSettings) if declared(f).help is not None])
+
+    def decorate(command):
+        # typer reads a command's options from its signature.
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        options = [_option(f, (help or {}).get(f.name)) for f in chosen]
+        command.__signature__ = signature.replace(parameters=own + options)
+        return command
+    return decorate
 
 
-class AuditMode(str, Enum):
-    auto = "auto"
-    always = "always"
-    never = "never"
+def _option(f, help_text: str | None) -> inspect.Parameter:
+    """The keyword parameter that typer turns into the option of settings field `f`."""
+    setting = declared(f)
+    kind = (_choice_enum(f.name) if setting.choices else Path if setting.path else
+            get_type_hints(ScanSettings)[f.name])
+    default = kind(f.default) if setting.choices and f.default is not None else f.default
+    if f.default is None:
+        kind = kind | None
+    option = typer.Option(*filter(None, [setting.flag]), help=help_text or setting.help,
+                          rich_help_panel=panel(f))
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=Annotated[kind, option])
 
 
-class FilterBy(str, Enum):
-    """cleanlab's `find_label_issues(filter_by=...)` rules."""
-
-    prune_by_noise_rate = "prune_by_noise_rate"
-    prune_by_class = "prune_by_class"
-    both = "both"
-    confident_learning = "confident_learning"
-    predicted_neq_given = "predicted_neq_given"
-    low_normalized_margin = "low_normalized_margin"
-    low_self_confidence = "low_self_confidence"
+@functools.cache
+def _choice_enum(name: str) -> type[Enum]:
+    """A str Enum of a setting's declared choices, which typer offers as the option's values."""
+    choices = declared(field_named(name)).choices
+    return Enum(name.title().replace("_", ""), {c: c for c in choices}, type=str)
 
 
-# Options that scan and selftest share, declared once.
-KindOption = Annotated[Kind | None, typer.Option(help="Override the detected data kind.")]
-LabelColumnOption = Annotated[str | None, typer.Option(help="Table column with the labels.")]
-TextColumnOption = Annotated[str | None, typer.Option(help="Table column with free text.")]
-IdColumnOption = Annotated[str | None, typer.Option(help="Table column with stable ids.")]
-EncodingOption = Annotated[str, typer.Option(help="Text encoding of csv/tsv/jsonl files.")]
-CvOption = Annotated[int, typer.Option(help="Cross-validation folds.")]
-EpochsOption = Annotated[int, typer.Option(help="Training epochs per fold.")]
+def settings_values(given: dict) -> dict:
+    """The options' values as ScanSettings takes them: choices and paths as plain strings.
+
+    >>> settings_values({"audit": _choice_enum("audit")("never"), "reviewed": Path("d.csv")})
+    {'audit': 'never', 'reviewed': 'd.csv'}
+    """
+    return {name: value.value if isinstance(value, Enum) else
+            str(value) if isinstance(value, Path) else value for name, value in given.items()}
 
 
 def _console():
@@ -148,77 +172,35 @@ def main() -> None:
 
 
 @app.command()
+@settings_options()
 def scan(
     path: Annotated[Path, typer.Argument(help="Image folder (class subfolders) or a "
                                          ".csv/.tsv/.parquet/.jsonl table.")],
+    *,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
         "labelaudit-report"),
-    kind: KindOption = None,
-    label_column: LabelColumnOption = None,
-    text_column: TextColumnOption = None,
-    id_column: IdColumnOption = None,
-    encoding: EncodingOption = "utf-8",
-    cv: CvOption = 5,
-    epochs: EpochsOption = 30,
-    batch_size: Annotated[int | None, typer.Option(
-        help="Mini-batch size (default: 64, larger for big datasets).", show_default=False)] \
-        = None,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-3,
-    image_size: Annotated[int | None, typer.Option(
-        help="Side of the square images are resized to (default: median size, at most 32).")] \
-        = None,
-    seed: Annotated[int, typer.Option(help="Random seed for folds, weights and sampling.")] = 0,
-    audit: Annotated[AuditMode, typer.Option(
-        help="auto: audit when the gap climbs steeply; always; never.")] = AuditMode.auto,
     fail_above: Annotated[float | None, typer.Option(
         help="Exit 1 when the estimated noise rate exceeds this rate (0-1).")] = None,
-    filter_by: Annotated[FilterBy, typer.Option(
-        help="cleanlab's rule that turns the scores into is_label_issue (find_label_issues "
-             "filter_by); the ranking is the same under every rule.")] \
-        = FilterBy.prune_by_noise_rate,
-    top_k: Annotated[int, typer.Option(help="Flagged samples embedded in report.html.")] = 1000,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    n_jobs: Annotated[int | None, typer.Option(
-        help="Folds trained in parallel processes (-1: all cores; default: all cores from 5,000 "
-             "samples up, else 1).", show_default=False)] = None,
-    backend: Annotated[str, typer.Option(help="local, or dask to run folds on a cluster.")] \
-        = "local",
-    scheduler: Annotated[str | None, typer.Option(
-        help="Dask scheduler address (or LABELAUDIT_DASK_SCHEDULER).", show_default=False)] \
-        = None,
-    cache: Annotated[Path | None, typer.Option(
-        help="Cache folder for finished folds and results (default: OUT/cache).",
-        show_default=False)] = None,
     no_cache: Annotated[bool, typer.Option(
-        "--no-cache", help="Do not reuse or store folds and results.")] \
-        = False,
-    reviewed: Annotated[Path | None, typer.Option(
-        help="decisions.csv from an earlier review: those samples leave the list to review.",
-        show_default=False)] = None,
-    strict: Annotated[bool, typer.Option(help="Refuse unreadable files instead of skipping.")] \
-        = False,
-    follow_symlinks: Annotated[bool, typer.Option(
-        help="Follow symlinks that lead outside the dataset folder.")] = False,
+        "--no-cache", help="Do not reuse or store folds and results.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] \
         = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    **given,
 ) -> None:
     """Train with the gap watched; when it climbs steeply, rank likely label errors."""
     from .progress import Progress
-    from .scan import ScanSettings, check_out_dir, write_outputs
+    from .scan import check_out_dir, write_outputs
     from .scan import scan as run_scan
 
     if fail_above is not None and not 0 <= fail_above <= 1:
         fail(f"--fail-above must be a rate between 0 and 1, not {fail_above}")
-    settings = ScanSettings(
-        kind=kind.value if kind else None, label_column=label_column, text_column=text_column,
-        id_column=id_column, encoding=encoding, cv=cv, epochs=epochs, batch_size=batch_size,
-        lr=lr, image_size=image_size, seed=seed, audit=audit.value, filter_by=filter_by.value,
-        top_k=top_k, device=device,
-        strict=strict, follow_symlinks=follow_symlinks, n_jobs=n_jobs, backend=backend,
-        scheduler=scheduler, reviewed=str(reviewed) if reviewed else None,
-        cache_dir=None if no_cache else str(cache if cache is not None else out / "cache"),
-    )
+    values = settings_values(given)
+    if no_cache:
+        values["cache_dir"] = None
+    elif values["cache_dir"] is None:
+        values["cache_dir"] = str(out / "cache")
+    settings = ScanSettings(**values)
     console = _console()
     log = (lambda m: None) if quiet else (lambda m: console.print(_escape(m), soft_wrap=True))
     progress = Progress(quiet=quiet)
@@ -356,34 +338,26 @@ def _print_gap(console, result: dict) -> None:
 
 
 @app.command("selftest")
+@settings_options("kind", "label_column", "text_column", "id_column", "encoding", "cv", "epochs",
+                  "seed", help={"seed": "Random seed for the injection and the scan."})
 def selftest_command(
     path: Annotated[Path, typer.Argument(help="Your dataset (image folder or table); it is only "
                                          "read.")],
+    *,
     inject: Annotated[float, typer.Option(help="Share of labels to flip in the copy (0-1).")] \
         = 0.1,
     frac_zero_noise_rates: Annotated[float, typer.Option(
         help="0 spreads the errors over all class pairs; e.g. 0.5 concentrates them on a few "
              "(cleanlab's noise generation).")] = 0.0,
-    kind: KindOption = None,
-    label_column: LabelColumnOption = None,
-    text_column: TextColumnOption = None,
-    id_column: IdColumnOption = None,
-    encoding: EncodingOption = "utf-8",
-    cv: CvOption = 5,
-    epochs: EpochsOption = 30,
-    seed: Annotated[int, typer.Option(help="Random seed for the injection and the scan.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    **given,
 ) -> None:
     """Flip known labels in a temporary copy of PATH, scan it, and say how many were found."""
     from .progress import Progress
-    from .scan import ScanSettings
     from .selftest import selftest
 
-    settings = ScanSettings(
-        kind=kind.value if kind else None, label_column=label_column, text_column=text_column,
-        id_column=id_column, encoding=encoding, cv=cv, epochs=epochs, seed=seed, audit="always",
-    )
+    settings = ScanSettings(**settings_values(given), audit="always")
     console = _console()
     log = (lambda m: None) if quiet else (lambda m: console.print(_escape(m), soft_wrap=True))
     progress = Progress(quiet=quiet)

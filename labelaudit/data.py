@@ -35,6 +35,8 @@ MEMORY_SHARE = 0.25
 DECODE_BYTES_PER_PIXEL = 16
 # Modes read as one grey channel; any other mode (RGB, RGBA, CMYK, P, ...) makes the set colour.
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+# Modes deeper than 8 bits, scaled down to 8 by each image's own range.
+HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
 # A text column whose values are numbers except for at most this share is read as numbers.
 NOT_NUMBER_SHARE = 0.1
 # A number this many robust spreads (interquartile ranges) from its column's median is absurd.
@@ -458,20 +460,32 @@ def _decode(file: Path, size: int, color: bool) -> np.ndarray:
 
     with Image.open(file) as im:
         im.load()
-        if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-            # 16-bit / float: scale to 8 bits by the image's own range.
-            arr = np.asarray(im, dtype=np.float64)
-            lo, hi = float(arr.min()), float(arr.max())
-            arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
-            im = Image.fromarray(arr.astype(np.uint8), mode="L")
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
-            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(background, im)
-        im = im.convert("RGB" if color else "L")
+        im = to_gray_or_rgb(im).convert("RGB" if color else "L")
         im = ImageOps.pad(im, (size, size), method=Image.Resampling.BILINEAR)
         arr = np.asarray(im, dtype=np.uint8)
     return arr.transpose(2, 0, 1) if color else arr[None]
+
+
+def to_gray_or_rgb(im):
+    """A Pillow image of any mode as L or RGB: deep grey scaled to 8 bits by its own range,
+    transparency laid onto white.
+
+    >>> from PIL import Image
+    >>> to_gray_or_rgb(Image.new("LA", (2, 2), (0, 0))).getpixel((0, 0))
+    (255, 255, 255)
+    """
+    from PIL import Image
+
+    if im.mode in HIGH_DEPTH_MODES:
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(arr.astype(np.uint8), mode="L")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("L" if im.mode in ("1", "L") else "RGB")
 
 
 def _short(exc: Exception, file: Path | None = None) -> str:
@@ -492,22 +506,54 @@ def _track(progress, items, description):
 def read_table(path: Path, *, encoding: str = "utf-8"):
     """Read .csv/.tsv/.parquet/.jsonl into a DataFrame, with a clear message when it cannot.
 
-    >>> read_table(Path("datasets/wine-noisy.csv")).shape  # doctest: +SKIP
+    >>> read_table(Path("datasets/wine-noisy.csv")).shape
     (178, 14)
+    """
+    return _read_table(Path(path), encoding=encoding)[0]
+
+
+def separator(path: str | os.PathLike) -> str:
+    """The field separator of a csv or tsv file, told by its extension.
+
+    >>> separator("data.tsv"), separator("data.csv")
+    ('\\t', ',')
+    """
+    return "\t" if Path(path).suffix.lower() == ".tsv" else ","
+
+
+def read_as_text(path: str | os.PathLike, *, encoding: str = "utf-8", header: bool = True):
+    """Every cell of a csv/tsv file as the text written there ('007' stays '007', 'NA' is text).
+
+    Without `header` the header is the first row, with its names as written (pandas would
+    rename a repeated name).
+
+    >>> read_as_text("datasets/wine-noisy.csv")["label"].iloc[0]
+    '1'
     """
     import pandas as pd
 
+    return pd.read_csv(path, sep=separator(path), header=0 if header else None, dtype=str,
+                       keep_default_na=False, na_filter=False, encoding=encoding,
+                       low_memory=False)
+
+
+def _read_table(path: Path, *, encoding: str):
+    """(typed frame, text frame or None): csv/tsv cells also as written, in the frame's columns."""
+    import pandas as pd
+
     suffix = path.suffix.lower()
-    # Numbers as written: pandas before 3.1 parses decimals to the nearest float only when asked
-    # (3.1 always does, and deprecates the option), so a re-saved table gave other features.
+    # Numbers as written: pandas before 3.1 parses decimals to the nearest float only when asked.
     exact = {} if tuple(map(int, pd.__version__.split(".")[:2])) >= (3, 1) else {
         "float_precision": "round_trip"}
+    text = None
     try:
         if suffix in (".csv", ".tsv"):
-            sep = "\t" if suffix == ".tsv" else ","
-            frame = pd.read_csv(path, sep=sep, encoding=encoding, low_memory=False, **exact)
+            frame = pd.read_csv(path, sep=separator(path), encoding=encoding, low_memory=False,
+                                **exact)
+            text = read_as_text(path, encoding=encoding, header=False)
             # pandas renames a repeated name (label, label.1): the file's own header tells.
-            _refuse_duplicates(path, _csv_header(path, sep=sep, encoding=encoding))
+            _refuse_duplicates(path, text.iloc[0].tolist())
+            text = text.iloc[1:].reset_index(drop=True)
         elif suffix == ".parquet":
             frame = _read_parquet(path)
         elif suffix == ".jsonl":
@@ -517,32 +563,38 @@ def read_table(path: Path, *, encoding: str = "utf-8"):
         else:
             raise UsageError(f"{path}: unknown table type {suffix!r}; use one of "
                              f"{', '.join(TABLE_SUFFIXES)}")
-    except UnicodeDecodeError:
-        raise UsageError(
-            f"{path}: cannot decode the file as {encoding} ({_where_undecodable(path, encoding)});"
-            " pass --encoding with the file's encoding, e.g. --encoding latin-1 or cp1252"
-        ) from None
-    except LookupError:
-        raise UsageError(f"--encoding {encoding!r} is not a known text encoding; use e.g. "
-                         "utf-8, latin-1 or cp1252") from None
-    except PermissionError:
-        raise UsageError(f"{path}: permission denied; make it readable (chmod u+r) and "
-                         "retry") from None
-    except pd.errors.EmptyDataError:
-        raise UsageError(f"{path}: the file is empty; it needs a header row and data "
-                         "rows") from None
-    except UsageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - parser errors of every reader end up here
-        raise UsageError(
-            f"{path}: cannot read it as {suffix[1:]} ({_short(exc)}); check that the file is a "
-            f"complete, valid {suffix[1:]} file"
-        ) from None
+    except Exception as exc:  # noqa: BLE001 - every reader's failure becomes one clear message
+        raise _unreadable(path, exc, encoding=encoding) from None
     frame.columns = [str(c) for c in frame.columns]
     _refuse_duplicates(path, list(frame.columns))
     if len(frame) == 0:
         raise UsageError(f"{path}: the table has a header but no rows; add data rows")
-    return frame
+    if text is not None:
+        text.columns = frame.columns
+    return frame, text
+
+
+def _unreadable(path: Path, exc: Exception, *, encoding: str) -> UsageError:
+    """The message for a table that cannot be read."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if isinstance(exc, UsageError):
+        return exc
+    if isinstance(exc, UnicodeDecodeError):
+        return UsageError(
+            f"{path}: cannot decode the file as {encoding} ({_where_undecodable(path, encoding)});"
+            " pass --encoding with the file's encoding, e.g. --encoding latin-1 or cp1252")
+    if isinstance(exc, LookupError):
+        return UsageError(f"--encoding {encoding!r} is not a known text encoding; use e.g. "
+                          "utf-8, latin-1 or cp1252")
+    if isinstance(exc, PermissionError):
+        return UsageError(f"{path}: permission denied; make it readable (chmod u+r) and retry")
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return UsageError(f"{path}: the file is empty; it needs a header row and data rows")
+    return UsageError(
+        f"{path}: cannot read it as {suffix[1:]} ({_short(exc)}); check that the file is a "
+        f"complete, valid {suffix[1:]} file")
 
 
 def _refuse_duplicates(path: Path, names: list[str]) -> None:
@@ -556,17 +608,6 @@ def _refuse_duplicates(path: Path, names: list[str]) -> None:
             "column (pandas renames it, e.g. label.1) and learned from as a feature; rename or "
             "remove the duplicate columns"
         )
-
-
-def _csv_header(path: Path, *, sep: str, encoding: str) -> list[str]:
-    """The first non-blank row of a csv/tsv file, as written (pandas renames repeated names)."""
-    import csv
-
-    with open(path, newline="", encoding=encoding) as f:
-        for row in csv.reader(f, delimiter=sep):
-            if any(cell.strip() for cell in row):
-                return [row[0].removeprefix("\ufeff"), *row[1:]]
-    return []
 
 
 def _refuse_repeated_keys(path: Path, *, encoding: str) -> None:
@@ -705,20 +746,15 @@ def _where_undecodable(path: Path, encoding: str) -> str:
     return "at the end of the file"
 
 
-def _read_as_text(path: Path, frame, columns, *, encoding: str):
-    """Re-read csv/tsv `columns` as the text written in the file (ids '007', a class 'NA')."""
-    import pandas as pd
-
-    if path.suffix.lower() not in (".csv", ".tsv") or not columns:
+def _with_text(frame, text, columns):
+    """`frame` with csv/tsv `columns` as the text written in the file (ids '007', a class 'NA');
+    an empty cell stays missing."""
+    if text is None or not columns:
         return frame
-    positions = [frame.columns.get_loc(c) for c in columns]
-    raw = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",",
-                      encoding=encoding, usecols=positions, dtype=str, keep_default_na=False,
-                      na_values=[""], low_memory=False)
     frame = frame.copy()
-    for position, column in zip(positions, columns, strict=True):
-        values = raw.iloc[:, sorted(positions).index(position)]
-        frame[column] = values.loc[frame.index].to_numpy(dtype=object)  # rows may be dropped
+    for column in columns:
+        values = text[column].loc[frame.index].to_numpy(dtype=object)  # rows may be dropped
+        frame[column] = np.where(values == "", np.nan, values)
     return frame
 
 
@@ -871,38 +907,15 @@ def load_table(
     Rows without a label are dropped and listed in ``skipped``. In csv/tsv files the label, id
     and text columns are read as the text written there: '007' stays '007', 'NA' is a class.
 
-    >>> ds = load_table(Path("datasets/wine-noisy.csv"))  # doctest: +SKIP
-    >>> ds.kind, ds.label_column  # doctest: +SKIP
+    >>> ds = load_table(Path("datasets/wine-noisy.csv"))
+    >>> ds.kind, ds.label_column
     ('tabular', 'label')
     """
-    import pandas as pd
-
-    frame = read_table(path, encoding=encoding)
+    frame, text = _read_table(path, encoding=encoding)
     label_column = _choose_label_column(frame, path, label_column)
-    for name, col in (("--id-column", id_column), ("--text-column", text_column)):
-        if col is not None and col not in frame.columns:
-            raise UsageError(f"{path}: no column {col!r} for {name} "
-                             f"(columns: {', '.join(frame.columns)})")
-    if id_column == label_column:
-        raise UsageError(f"{path}: --id-column and the label column are both {id_column!r}; "
-                         "name two different columns")
-    frame = _read_as_text(path, frame, [c for c in (label_column, id_column) if c],
-                          encoding=encoding)
-    if id_column is not None:
-        ids = frame[id_column]
-        if ids.isna().any():
-            raise UsageError(f"{path}: id column {id_column!r} has empty values (first in row "
-                             f"{int(np.flatnonzero(ids.isna())[0])}); every row needs an id")
-        ids = ids.map(str)
-        dup = ids[ids.duplicated()]
-        if len(dup):
-            raise UsageError(
-                f"{path}: id column {id_column!r} has duplicate values ({len(dup)} rows, first "
-                f"{dup.iloc[0]!r}); ids must be unique, or drop --id-column to use row numbers"
-            )
-    else:
-        ids = pd.Series(np.arange(len(frame)).astype(str), index=frame.index)
-
+    _check_columns(frame, path, label_column, id_column=id_column, text_column=text_column)
+    frame = _with_text(frame, text, [c for c in (label_column, id_column) if c])
+    ids = _ids(frame, path, id_column)
     warn, skipped = [], []
     missing = frame[label_column].isna()
     if missing.all():
@@ -914,8 +927,63 @@ def load_table(
         skipped = [(i, f"no label in {label_column!r}") for i in ids[missing]]
     keep = ~missing.to_numpy()
     frame, ids = frame[keep], ids[keep]
+    classes, labels = _class_labels(frame[label_column].tolist(), path, label_column)
 
-    raw_labels = frame[label_column].tolist()
+    features = [c for c in frame.columns if c not in (label_column, id_column)]
+    if not features:
+        raise UsageError(f"{path}: no feature columns besides the label; nothing to learn from")
+    text_column = _choose_text_column(frame, features, path, kind=kind, text_column=text_column)
+    common = dict(path=str(path), ids=ids.to_numpy(dtype=object), labels=labels,
+                  classes=tuple(classes), label_column=label_column, skipped=tuple(skipped))
+    if text_column is not None:
+        texts = _with_text(frame, text, [text_column])[text_column]
+        texts = texts.map(lambda v: "" if v is None or v != v else str(v))
+        ds = Dataset(kind="text", inputs=texts.to_numpy(dtype=object), text_column=text_column,
+                     warnings=tuple(warn), **common)
+    else:
+        # (Text datasets learn from the text column alone.)
+        warn.extend(f"column {c!r} has a different value in every row, like an id, and is used "
+                    f"as a feature; if it is an id, pass --id-column {c} or drop the column"
+                    for c in features if _looks_like_id(frame[c], c))
+        X = frame[features].reset_index(drop=True)
+        _clean_features(X, warn)
+        ds = Dataset(kind="tabular", inputs=X, warnings=tuple(warn), **common)
+    return _check_classes(ds, where=str(path))
+
+
+def _check_columns(frame, path: Path, label_column: str, *, id_column, text_column) -> None:
+    """Refuse an --id-column or --text-column the table lacks, or an id that is the label."""
+    for name, col in (("--id-column", id_column), ("--text-column", text_column)):
+        if col is not None and col not in frame.columns:
+            raise UsageError(f"{path}: no column {col!r} for {name} "
+                             f"(columns: {', '.join(frame.columns)})")
+    if id_column == label_column:
+        raise UsageError(f"{path}: --id-column and the label column are both {id_column!r}; "
+                         "name two different columns")
+
+
+def _ids(frame, path: Path, id_column: str | None):
+    """Each row's id as text: the --id-column value, else the row number."""
+    import pandas as pd
+
+    if id_column is None:
+        return pd.Series(np.arange(len(frame)).astype(str), index=frame.index)
+    ids = frame[id_column]
+    if ids.isna().any():
+        raise UsageError(f"{path}: id column {id_column!r} has empty values (first in row "
+                         f"{int(np.flatnonzero(ids.isna())[0])}); every row needs an id")
+    ids = ids.map(str)
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise UsageError(
+            f"{path}: id column {id_column!r} has duplicate values ({len(dup)} rows, first "
+            f"{dup.iloc[0]!r}); ids must be unique, or drop --id-column to use row numbers"
+        )
+    return ids
+
+
+def _class_labels(raw_labels: list, path: Path, label_column: str):
+    """(class names, label of each row): the classes sorted, refused when they cannot be labels."""
     names = [_class_name(v) for v in raw_labels]
     first_value = {}
     for value, name in zip(raw_labels, names, strict=True):
@@ -929,17 +997,17 @@ def load_table(
             f"{path}: label column {label_column!r} has only one class ({classes[0]!r}); "
             "an audit needs at least two classes; check --label-column"
         )
-    if len(classes) == len(frame):
+    if len(classes) == len(names):
         raise UsageError(
-            f"{path}: every value of {label_column!r} is unique ({len(frame)} rows), so it looks "
+            f"{path}: every value of {label_column!r} is unique ({len(names)} rows), so it looks "
             "like an id, not a label; pass --label-column with the column that holds the classes"
         )
     lookup = {c: i for i, c in enumerate(classes)}
-    labels = np.array([lookup[n] for n in names], dtype=np.int64)
+    return classes, np.array([lookup[n] for n in names], dtype=np.int64)
 
-    features = [c for c in frame.columns if c not in (label_column, id_column)]
-    if not features:
-        raise UsageError(f"{path}: no feature columns besides the label; nothing to learn from")
+
+def _choose_text_column(frame, features, path: Path, *, kind, text_column):
+    """The text column: the one named, else the only long-string feature (never for tabular)."""
     if text_column is None and kind != "tabular":
         texts = [c for c in features if _is_text_column(frame[c])]
         if len(texts) == 1:
@@ -949,24 +1017,7 @@ def load_table(
                              "--text-column NAME")
     if kind == "text" and text_column is None:
         raise UsageError(f"{path}: no text column found; pass --text-column NAME")
-
-    if text_column is not None:
-        frame = _read_as_text(path, frame, [text_column], encoding=encoding)
-    common = dict(path=str(path), ids=ids.to_numpy(dtype=object), labels=labels,
-                  classes=tuple(classes), label_column=label_column, skipped=tuple(skipped))
-    if text_column is not None:
-        texts = frame[text_column].map(lambda v: "" if v is None or v != v else str(v))
-        ds = Dataset(kind="text", inputs=texts.to_numpy(dtype=object), text_column=text_column,
-                     warnings=tuple(warn), **common)
-    else:
-        # (Text datasets learn from the text column alone.)
-        warn.extend(f"column {c!r} has a different value in every row, like an id, and is used "
-                    f"as a feature; if it is an id, pass --id-column {c} or drop the column"
-                    for c in features if _looks_like_id(frame[c], c))
-        X = frame[features].reset_index(drop=True)
-        _clean_features(X, warn)
-        ds = Dataset(kind="tabular", inputs=X, warnings=tuple(warn), **common)
-    return _check_classes(ds, where=str(path))
+    return text_column
 
 
 def _check_classes(ds: Dataset, *, where: str) -> Dataset:

@@ -43,9 +43,8 @@ def check_out(out: str | os.PathLike, *, inputs=(), writes=()) -> None:
     target = out.resolve()
     for data in map(Path, inputs):
         real = data.resolve()
-        if real.is_dir() and (target == real or real in target.parents):
-            raise UsageError(f"--out {out} is inside the dataset folder {data}; choose a folder "
-                             "outside it, e.g. --out ./labelaudit-report")
+        if real.is_dir():
+            refuse_inside(out, data)
         if target in real.parents or target == real:
             what = "folder" if real.is_dir() else "file"
             raise UsageError(f"--out {out} holds the dataset {what} {data}, and a report replaces "
@@ -54,6 +53,24 @@ def check_out(out: str | os.PathLike, *, inputs=(), writes=()) -> None:
         raise UsageError(f"--out {out} exists and is not a folder; choose another --out")
     if target.is_dir():
         _refuse_overwriting(out, replaceable(out), writes)
+
+
+def refuse_inside(out: str | os.PathLike, data: str | os.PathLike, *,
+                  example: str = "./labelaudit-report") -> None:
+    """Refuse an --out that is the dataset `data` or lies inside it: writing there would change
+    the input.
+
+    >>> refuse_inside("datasets/wine-noisy.csv/report", "datasets/wine-noisy.csv")
+    Traceback (most recent call last):
+    labelaudit.errors.UsageError: --out datasets/wine-noisy.csv/report is inside the dataset \
+datasets/wine-noisy.csv; choose a folder outside it, e.g. --out ./labelaudit-report
+    """
+    out, data = Path(out), Path(data)
+    target, real = out.resolve(), data.resolve()
+    if target == real or real in target.parents:
+        what = "dataset folder" if real.is_dir() else "dataset"
+        raise UsageError(f"--out {out} is inside the {what} {data}; choose a folder outside it, "
+                         f"e.g. --out {example}")
 
 
 def check_writable(path: str | os.PathLike, *, option: str, advice: str | None = None,

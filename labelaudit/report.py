@@ -15,13 +15,13 @@ import math
 
 import numpy as np
 
+from .settings import SHOWN
+
 # Longest text embedded per sample; longer texts are cut (issues.csv and the data keep them whole).
 MAX_TEXT_CHARS = 5_000
 # Heatmap of the joint distribution up to this many classes; beyond it only the top pairs table.
 MAX_HEATMAP_CLASSES = 20
 TOP_PAIRS = 10
-SETTINGS_SHOWN = ("cv", "epochs", "batch_size", "lr", "hidden", "image_size", "seed", "audit",
-                  "filter_by", "top_k", "device", "label_column", "text_column", "id_column")
 
 
 def _environment():
@@ -97,7 +97,7 @@ def _header(summary: dict) -> dict:
         "text_column": ds.get("text_column"),
         "version": summary.get("version"),
         "created": summary.get("created"),
-        "settings": [(k, settings[k]) for k in SETTINGS_SHOWN if settings.get(k) is not None],
+        "settings": [(k, settings[k]) for k in SHOWN if settings.get(k) is not None],
         "total_seconds": summary.get("timings", {}).get("total"),
     }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -12,52 +11,9 @@ import numpy as np
 
 from . import __version__
 from .errors import UsageError
-from .noise import check_seed
 from .progress import SILENT, Progress
+from .settings import ScanSettings, auto_batch_size, validate_settings
 
-AUDIT_MODES = ("auto", "always", "never")
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # what --device accepts
-FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
-           "predicted_neq_given", "low_normalized_margin", "low_self_confidence")
-
-
-@dataclass(frozen=True)
-class ScanSettings:
-    """Everything that determines a scan's result (recorded in summary.json)."""
-
-    kind: str | None = None
-    label_column: str | None = None
-    text_column: str | None = None
-    id_column: str | None = None
-    encoding: str = "utf-8"
-    cv: int = 5
-    epochs: int = 30
-    batch_size: int | None = None  # None: 64, larger for big datasets
-    patience: int | None = 5  # folds 2..cv stop this many epochs after their best
-    monitor_patience: int | None = 8  # fold 1: None trains all --epochs
-    monitor_min_epochs: int = 15
-    # Above this many samples the gap is watched on a seeded subsample of this size (fold 0 in
-    # history.csv) instead of on fold 1; None: always fold 1, on all its samples.
-    monitor_max_samples: int | None = 12_500
-    # Images above 16 pixels are watched by a separate, unshifted fold 0 anyway (see _audit);
-    # it watches at most this many samples, the gap calibration's mnist-3000 (None: the limit
-    # above).
-    image_monitor_max_samples: int | None = 3_000
-    lr: float = 3e-3
-    hidden: int = 128
-    image_size: int | None = None
-    seed: int = 0
-    audit: str = "auto"
-    filter_by: str = "prune_by_noise_rate"
-    top_k: int = 1000
-    n_jobs: int | None = None  # None: backends.auto_jobs (all cores from 5,000 samples)
-    backend: str = "local"
-    scheduler: str | None = None
-    cache_dir: str | None = None  # None: no cache
-    device: str = "auto"
-    reviewed: str | None = None  # decisions.csv from an earlier review
-    strict: bool = False
-    follow_symlinks: bool = False
 
 
 @dataclass
@@ -105,21 +61,6 @@ class ScanResult:
         }
 
 
-def auto_batch_size(n_samples: int) -> int:
-    """64; at least 8 steps per epoch for tiny datasets, about 100 for big ones (at most 4096).
-
-    Tiny datasets need the extra steps: with 2 steps per epoch a model cannot memorise wrong
-    labels within the epochs the gap is watched for.
-
-    >>> [auto_batch_size(n) for n in (150, 569, 1_797, 100_000, 1_000_000)]
-    [15, 56, 64, 800, 4096]
-    """
-    n_train = int(n_samples * 0.8)
-    if n_train // 100 > 64:
-        return min(4096, n_train // 100)
-    return max(8, min(64, n_train // 8))
-
-
 def image_shift(ds) -> int:
     """Pixels of random translation while training: 2 for images above 16 pixels, else 0.
 
@@ -127,73 +68,6 @@ def image_shift(ds) -> int:
     image.
     """
     return 2 if ds.kind == "images" and ds.inputs.shape[-1] > 16 else 0
-
-
-def device_problem(device: str, *, check_here: bool = True) -> str | None:
-    """Why torch cannot train on `device` (None when it can): a name torch does not know, or,
-    with `check_here`, a GPU this machine's torch does not see.
-
-    >>> device_problem("gpu")
-    "--device must be auto, cpu, cuda, cuda:N or mps, not 'gpu'"
-    >>> device_problem("cpu") is None
-    True
-    """
-    if not DEVICE_PATTERN.fullmatch(device):
-        return f"--device must be auto, cpu, cuda, cuda:N or mps, not {device!r}"
-    if not check_here or device in ("auto", "cpu"):
-        return None
-    import torch
-
-    if device == "mps":
-        available = torch.backends.mps.is_available()
-        seen = "no Apple GPU (MPS)"
-    else:
-        index = int(device.partition(":")[2] or 0)
-        available = torch.cuda.is_available() and index < torch.cuda.device_count()
-        seen = (f"{torch.cuda.device_count()} CUDA GPU(s)" if torch.cuda.is_available() else
-                f"no CUDA GPU (torch {torch.__version__}"
-                f"{', built without CUDA' if torch.version.cuda is None else ''})")
-    if available:
-        return None
-    return f"--device {device}, but torch sees {seen} here; pass --device auto or cpu"
-
-
-def validate_settings(settings: ScanSettings) -> None:
-    if settings.audit not in AUDIT_MODES:
-        raise UsageError(f"--audit must be one of {', '.join(AUDIT_MODES)}, not {settings.audit!r}")
-    if settings.filter_by not in FILTERS:
-        raise UsageError(f"--filter-by must be one of {', '.join(FILTERS)}, not "
-                         f"{settings.filter_by!r}")
-    for name in ("monitor_max_samples", "image_monitor_max_samples"):
-        if getattr(settings, name) is not None and getattr(settings, name) < 20:
-            raise UsageError(f"{name} must be at least 20, or None to watch all of fold 1 "
-                             f"(got {getattr(settings, name)})")
-    if settings.cv < 2:
-        raise UsageError(f"--cv must be at least 2 (got {settings.cv})")
-    if settings.epochs < 1:
-        raise UsageError(f"--epochs must be at least 1 (got {settings.epochs})")
-    if settings.backend not in ("local", "dask"):
-        raise UsageError(f"--backend must be local or dask, not {settings.backend!r}")
-    if settings.backend == "dask":
-        from .backends import check_scheduler
-
-        check_scheduler(settings.scheduler)
-    check_seed(settings.seed)
-    if settings.n_jobs == 0:
-        raise UsageError("--n-jobs must not be 0; use 1 for serial, -1 for all cores")
-    if settings.top_k < 0:
-        raise UsageError(f"--top-k must be 0 or more (got {settings.top_k})")
-    if settings.batch_size is not None and settings.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1 (got {settings.batch_size})")
-    if not 0 < settings.lr < float("inf"):
-        raise UsageError(f"--lr must be a positive number (got {settings.lr})")
-    if settings.image_size is not None and settings.image_size < 4:
-        raise UsageError(f"--image-size must be at least 4 pixels (got {settings.image_size})")
-    # A Dask cluster's workers may hold GPUs that this client does not: there only the name
-    # is checked here, and each worker resolves the device where it trains.
-    problem = device_problem(settings.device, check_here=settings.backend == "local")
-    if problem:
-        raise UsageError(problem)
 
 
 def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = SILENT,

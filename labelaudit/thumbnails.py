@@ -14,7 +14,6 @@ import numpy as np
 THUMBNAIL_SIZE = 96  # longest side, in pixels
 # Every thumbnail stays under this many bytes (before base64) so a 1,000-sample report stays small.
 MAX_THUMBNAIL_BYTES = 8_000
-_HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
 
 
 def thumbnail_data_uri(file: str | os.PathLike, *, size: int = THUMBNAIL_SIZE,
@@ -29,10 +28,11 @@ def thumbnail_data_uri(file: str | os.PathLike, *, size: int = THUMBNAIL_SIZE,
     """
     from PIL import Image, ImageOps
 
+    from .data import to_gray_or_rgb
+
     with Image.open(file) as im:
         im.load()
-        im = ImageOps.exif_transpose(im)
-        im = _displayable(im)
+        im = to_gray_or_rgb(ImageOps.exif_transpose(im))
     return _encode(im, size=size, max_bytes=max_bytes)
 
 
@@ -49,24 +49,6 @@ def array_thumbnail_data_uri(pixels: np.ndarray, *, size: int = THUMBNAIL_SIZE,
     im = Image.fromarray(arr[0], mode="L") if arr.shape[0] == 1 else Image.fromarray(
         np.ascontiguousarray(arr[:3].transpose(1, 2, 0)), mode="RGB")
     return _encode(im, size=size, max_bytes=max_bytes)
-
-
-def _displayable(im):
-    """Convert any Pillow mode to L or RGB, the way the loader does (alpha onto white)."""
-    from PIL import Image
-
-    if im.mode in _HIGH_DEPTH_MODES:
-        arr = np.asarray(im, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
-        return Image.fromarray(arr.astype(np.uint8), mode="L")
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if im.mode in ("1", "L"):
-        return im.convert("L")
-    return im.convert("RGB")
 
 
 def _encode(im, *, size: int, max_bytes: int) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
+
+from .settings import TrainingSettings
 
 # Exact neighbours cost O(n^2): above this many samples (50,000 training rows at 5 folds) the
 # neighbour members would dominate the scan's time. The rule reads the whole dataset's size, so
@@ -14,21 +16,30 @@ MAX_MEMBER_TRAIN = 20_000
 MEMMAP_FROM = 50_000_000  # probabilities per member (200 MB as float32)
 
 
-@dataclass(frozen=True)
-class ModelSettings:
-    """Everything about the model that changes its probabilities (part of the cache key)."""
+@dataclass(frozen=True, kw_only=True)
+class ModelSettings(TrainingSettings):
+    """Everything about the model that changes its probabilities (part of the cache key): the
+    scan's training settings (declared in labelaudit.settings) resolved for one dataset.
+
+    >>> from labelaudit.settings import ScanSettings
+    >>> model = ModelSettings.of(ScanSettings(lr=0.01), kind="features", n_classes=3)
+    >>> model.lr, model.batch_size, model.shift
+    (0.01, 64, 0)
+    """
 
     kind: str  # "images" or "features"
     n_classes: int
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    hidden: int = 128
-    patience: int | None = 5  # early stopping for the folds after the monitor
-    monitor_patience: int | None = 8  # the monitor watches the gap this long past its best epoch
-    monitor_min_epochs: int = 15
+    batch_size: int = 64  # resolved: the scan's None is auto_batch_size of the data
     shift: int = 0  # images: random translation by up to this many pixels while training
-    device: str = "cpu"
+
+    @classmethod
+    def of(cls, settings: TrainingSettings, **resolved) -> ModelSettings:
+        """`settings`' training fields, with `resolved` adding or replacing what the data
+        decides (kind, n_classes, batch_size, shift)."""
+        copied = {f.name: getattr(settings, f.name) for f in fields(TrainingSettings)}
+        if copied["batch_size"] is None:
+            del copied["batch_size"]
+        return cls(**{**copied, **resolved})
 
 
 @dataclass(frozen=True)
