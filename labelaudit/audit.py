@@ -10,9 +10,8 @@ ISSUE_COLUMNS = ["id", "given_label", "suggested_label", "label_quality", "is_la
 LOW_MEMORY_FROM = 250_000_000
 POOL_CHUNK = 200_000  # rows pooled at a time, so float64 temporaries stay small
 # The ranking: cleanlab's normalized margin, (p[given] - max p[other] + 1) / 2, below 0.5 where
-# another class is more probable than the given one. On the quality benchmark's grid of 36
-# noise settings it ranked the injected errors better than self-confidence (mean AUPRC 0.861
-# against 0.857, best of all contenders on 30 settings against 28), at no cost.
+# another class is more probable than the given one; it ranked injected errors best on the
+# quality benchmark (benchmarks/README.md).
 RANK_BY = "normalized_margin"
 
 
@@ -33,10 +32,7 @@ def pool_probs(members, weights=None) -> np.ndarray:
     With accuracy weights, the pooled self-confidence in the given label equals cleanlab's
     ensemble label-quality score (`get_label_quality_ensemble_scores`,
     `weight_ensemble_members_by="accuracy"`), so cleanlab's filter and its ensemble ranking read
-    the same probabilities. On the quality benchmark's quick run and 4,000 MNIST images this
-    found more of the injected errors than the geometric mean of the members, which it replaced:
-    F1 +0.3 to +2.6 points on four of the five settings, -0.3 on the mixed table; AUPRC +0.1 to
-    +3.0 points on all five.
+    the same probabilities.
 
     >>> pool_probs([np.array([[0.9, 0.1]]), np.array([[0.5, 0.5]])], weights=[3, 1])
     array([[0.8, 0.2]], dtype=float32)
@@ -61,13 +57,8 @@ def member_votes(labels, members: dict, *, filter_by="prune_by_noise_rate"):
 
     Each member's filter counts as many errors as its own confident joint estimates, so the
     vote needs no threshold of its own: with four members two must agree, with three two, with
-    two either one. On the quality benchmark's grid (36 settings, 3 seeds) cleanlab's filter on
-    the pooled probabilities under-flagged at 10% noise on digits and wine and over-flagged on
-    20 Newsgroups; the vote raised mean F1 from 0.775 to 0.789, the settings where it is at
-    least the best contender's from 29 to 32, and its share of flagged samples was within 3
-    points of the injected noise on 21 of 24 settings at 10-20% noise, where the pooled joint's
-    estimate was on 18 (benchmarks/README.md). On a 100,000-row table with 10% noise and two
-    members, either one flagging gave F1 0.980, the pooled filter 0.948, both 0.899.
+    two either one. Its share of flagged samples tracks the injected noise more closely than
+    cleanlab's filter on the pooled probabilities (benchmarks/README.md).
 
     >>> labels = np.array([0, 0, 0, 1, 1, 1])
     >>> sure = np.array([[.9, .1], [.8, .2], [.1, .9], [.2, .8], [.1, .9], [.9, .1]])
@@ -84,7 +75,7 @@ def member_votes(labels, members: dict, *, filter_by="prune_by_noise_rate"):
              for name, probs in members.items()}
     votes = np.sum(list(flags.values()), axis=0)
     names = np.full(len(labels), "", dtype=object)
-    for name, flagged in flags.items():  # elementwise on object arrays: 10x a Python loop
+    for name, flagged in flags.items():  # elementwise on object arrays, not a Python loop
         names[flagged] = np.where(names[flagged] == "", name, names[flagged] + ";" + name)
     return votes >= (len(members) + 1) // 2, names
 
@@ -103,6 +94,48 @@ def flagged_rank(flagged):
     return rank
 
 
+def audit_ensemble(labels, members: dict, *, votes, ranks, ids=None, classes=None,
+                   filter_by="prune_by_noise_rate"):
+    """Confident learning on an ensemble: the `votes` members flag, the `ranks` members rank.
+
+    `members` maps names to probabilities (n_samples, n_classes); each member that votes or
+    ranks is weighted by its accuracy (`member_weights`). The voting members' pool gives
+    `pred_probs` (suggested label, joint) and `is_label_issue` is their vote; the ranking
+    members' pool gives `label_quality`, and each of them an evidence column quality_<name>.
+
+    Returns (issues, estimates, pred_probs), as `find_issues` with the members, their weights
+    and the out-of-fold accuracy in the estimates.
+
+    >>> labels = np.array([0, 0, 0, 1, 1, 1])
+    >>> a = np.array([[.9, .1], [.8, .2], [.1, .9], [.2, .8], [.1, .9], [.9, .1]])
+    >>> b = np.array([[.7, .3], [.8, .2], [.4, .6], [.3, .7], [.2, .8], [.6, .4]])
+    >>> issues, estimates, _ = audit_ensemble(labels, {"a": a, "b": b}, votes=["a"],
+    ...                                       ranks=["a", "b"])
+    >>> issues["id"][issues["is_label_issue"]].tolist(), list(issues.columns[6:])
+    (['2', '5'], ['quality_a', 'quality_b', 'flagged_by'])
+    """
+    from cleanlab.rank import get_label_quality_scores
+
+    scored = [name for name in members if name in votes or name in ranks]
+    weight_of = dict(zip(scored, member_weights(labels, [members[n] for n in scored]),
+                         strict=True))
+
+    def pool(names):
+        return pool_probs([members[n] for n in names], [weight_of[n] for n in names])
+
+    pred_probs = pool(votes)
+    evidence = {f"quality_{name}": get_label_quality_scores(labels, members[name], method=RANK_BY)
+                for name in ranks}
+    issues, estimates = find_issues(
+        labels, pred_probs, ids=ids, classes=classes, filter_by=filter_by, evidence=evidence,
+        members={name: members[name] for name in votes},
+        rank_probs=None if list(ranks) == list(votes) else pool(ranks))
+    estimates["members"] = list(votes)
+    estimates["member_weights"] = weight_of
+    estimates["accuracy_out_of_fold"] = float((pred_probs.argmax(1) == labels).mean())
+    return issues, estimates, pred_probs
+
+
 def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_by_noise_rate",
                 rank_by=RANK_BY, evidence=None, members=None, rank_probs=None):
     """One row per sample, sorted by label_quality ascending, with cleanlab's verdicts.
@@ -112,9 +145,9 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
 
     `evidence` maps column names to per-sample arrays (in input order) appended after the
     contract's six columns, e.g. each ensemble member's own label quality. With `members`
-    (name -> that member's out-of-fold probabilities, pooled into `pred_probs`),
-    `is_label_issue` is their vote (`member_votes`) and a `flagged_by` column follows the
-    evidence; without, cleanlab's filter on `pred_probs` decides.
+    (name -> the out-of-fold probabilities of each member that votes, pooled into
+    `pred_probs`), `is_label_issue` is their vote (`member_votes`) and a `flagged_by` column
+    follows the evidence; without, cleanlab's filter on `pred_probs` decides.
 
     Returns (issues DataFrame, estimates dict). Columns start with ISSUE_COLUMNS; `rank` is
     1..n among flagged samples and empty (<NA>) for the others.
@@ -127,8 +160,6 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
     ['2', '5']
     """
     import pandas as pd
-    from cleanlab.count import estimate_joint
-    from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
     labels = np.asarray(labels, dtype=np.int64)
@@ -141,29 +172,12 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
     quality = get_label_quality_scores(
         labels, pred_probs if rank_probs is None else np.asarray(rank_probs, pred_probs.dtype),
         method=rank_by)
-    # cleanlab's worker processes only pay off on big inputs; small ones finish before they start.
-    if low_memory:
-        from cleanlab.experimental.label_issues_batched import find_label_issues_batched
-
-        # Approximates filter_by="low_self_confidence": as many issues as the confident joint
-        # estimates, the lowest-quality ones, without cleanlab's in-memory copies.
-        filter_by = "low_self_confidence (batched, low memory)"
-        is_issue = find_label_issues_batched(labels, pred_probs, batch_size=100_000, n_jobs=1,
-                                             verbose=False, return_mask=True)
-        flagged_by = None
-    elif members:
-        is_issue, flagged_by = member_votes(labels, members, filter_by=filter_by)
-    else:
-        is_issue = find_label_issues(labels, pred_probs, filter_by=filter_by,
-                                     n_jobs=None if n > 200_000 else 1)
-        flagged_by = None
-    suggested = pred_probs.argmax(1)
-    joint = estimate_joint(labels, pred_probs)
-
+    is_issue, flagged_by, filter_by = _flag(labels, pred_probs, members=members,
+                                            filter_by=filter_by, low_memory=low_memory)
     frame = pd.DataFrame({
         "id": ids,
         "given_label": np.asarray(classes, dtype=object)[labels],
-        "suggested_label": np.asarray(classes, dtype=object)[suggested],
+        "suggested_label": np.asarray(classes, dtype=object)[pred_probs.argmax(1)],
         "label_quality": quality,
         "is_label_issue": is_issue,
     })
@@ -174,12 +188,41 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
     # Stable sort with id as tie-breaker keeps the ranking deterministic.
     frame = frame.sort_values(["label_quality", "id"], kind="stable").reset_index(drop=True)
     frame.insert(5, "rank", flagged_rank(frame["is_label_issue"]))
-    estimates = {
+    return frame, _estimates(labels, pred_probs, is_issue, classes=classes, filter_by=filter_by,
+                             rank_by=rank_by)
+
+
+def _flag(labels, pred_probs, *, members, filter_by, low_memory):
+    """(is_label_issue, flagged_by or None, the filter that decided)."""
+    from cleanlab.filter import find_label_issues
+
+    if low_memory:
+        from cleanlab.experimental.label_issues_batched import find_label_issues_batched
+
+        # Approximates filter_by="low_self_confidence": as many issues as the confident joint
+        # estimates, the lowest-quality ones, without cleanlab's in-memory copies.
+        return (find_label_issues_batched(labels, pred_probs, batch_size=100_000, n_jobs=1,
+                                          verbose=False, return_mask=True), None,
+                "low_self_confidence (batched, low memory)")
+    if members:
+        return (*member_votes(labels, members, filter_by=filter_by), filter_by)
+    # cleanlab's worker processes only pay off on big inputs; small ones finish before they start.
+    return (find_label_issues(labels, pred_probs, filter_by=filter_by,
+                              n_jobs=None if len(labels) > 200_000 else 1), None, filter_by)
+
+
+def _estimates(labels, pred_probs, is_issue, *, classes, filter_by, rank_by) -> dict:
+    """summary.json's audit estimates: counts and rates of the flags, and cleanlab's joint."""
+    from cleanlab.count import estimate_joint
+
+    joint = estimate_joint(labels, pred_probs)
+    # The share flagged estimates the noise: each flag is counted by a confident joint (per
+    # member with the vote), so the report's count and rate agree.
+    rate = float(is_issue.mean())
+    return {
         "n_flagged": int(is_issue.sum()),
-        # The share of samples flagged: each flag is a counted estimate (cleanlab's confident
-        # joint, per member with the vote), and the report's count and rate then agree.
-        "estimated_noise_rate": float(is_issue.mean()),
-        "flagged_rate": float(is_issue.mean()),
+        "estimated_noise_rate": rate,
+        "flagged_rate": rate,
         "joint_noise_rate": float(1.0 - np.trace(joint)),
         "per_class_issue_rate": {c: float(is_issue[labels == i].mean()) if (labels == i).any()
                                  else 0.0 for i, c in enumerate(classes)},
@@ -187,4 +230,3 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
         "filter_by": filter_by,
         "rank_by": rank_by,
     }
-    return frame, estimates

@@ -108,7 +108,7 @@ def _unreachable(address: str, exc: BaseException, *, lost: bool = False) -> Usa
 
 
 def _on_dask(X, y, jobs, *, scheduler, progress):
-    # Before importing distributed or connecting: a typo costs nothing, not 40 s of timeouts.
+    # Before importing distributed or connecting, so a typo costs no connection timeouts.
     address = check_scheduler(scheduler)
     try:
         from distributed import Client, as_completed

@@ -15,7 +15,6 @@ from .progress import SILENT, Progress
 from .settings import ScanSettings, auto_batch_size, validate_settings
 
 
-
 @dataclass
 class ScanResult:
     dataset: object
@@ -74,27 +73,52 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
          log=lambda message: None) -> ScanResult:
     """Run the whole audit on a dataset and return its result (nothing is written).
 
-    >>> result = scan("datasets/wine-noisy.csv", ScanSettings(audit="always"))  # doctest: +SKIP
-    >>> result.audit["n_flagged"]  # doctest: +SKIP
+    >>> result = scan("datasets/wine-noisy.csv", ScanSettings(
+    ...     id_column="sample_id", audit="always", cv=2, epochs=2))
+    >>> result.audit["ran"], len(result.issues) == result.dataset.n_samples
+    (True, True)
     """
-    from .cache import FoldCache, dataset_fingerprint, result_key
-    from .data import load_dataset
-
     validate_settings(settings)
-    decisions = None
-    if settings.reviewed is not None:
-        from .decisions import read_decisions
+    decisions = _read_reviewed(settings.reviewed)  # refuse a bad file before training
+    clock = _Clock()
+    ds = _load(path, settings, progress=progress, log=log)
+    clock.lap("load")
+    found, cache = _audit_or_cached(ds, settings, progress=progress, lap=clock.lap)
+    ds, issues, audit = _take_out_reviewed(ds, found, decisions, log=log)
+    return ScanResult(dataset=ds, history=found["history"], verdict=found["verdict"], audit=audit,
+                      issues=issues, pred_probs=found["pred_probs"], settings=settings,
+                      timings=clock.total(), cache=cache, member_probs=found["member_probs"],
+                      dynamics=found["dynamics"])
 
-        decisions = read_decisions(settings.reviewed)  # refuse a bad file before training
-    timings = {}
-    started = time.perf_counter()
-    clock = started
 
-    def lap(name):
-        nonlocal clock
+class _Clock:
+    """Seconds per named step, each from the end of the one before: ScanResult.timings."""
+
+    def __init__(self):
+        self.started = self.last = time.perf_counter()
+        self.timings = {}
+
+    def lap(self, name: str) -> None:
         now = time.perf_counter()
-        timings[name] = now - clock
-        clock = now
+        self.timings[name], self.last = now - self.last, now
+
+    def total(self) -> dict:
+        self.timings["total"] = time.perf_counter() - self.started
+        return self.timings
+
+
+def _read_reviewed(path):
+    """--reviewed's decisions, checked; None without it."""
+    if path is None:
+        return None
+    from .decisions import read_decisions
+
+    return read_decisions(path)
+
+
+def _load(path, settings: ScanSettings, *, progress: Progress, log):
+    """The dataset, refused when --cv cannot split it, warned about when a class is that small."""
+    from .data import load_dataset
 
     ds = load_dataset(
         path, kind=settings.kind, label_column=settings.label_column,
@@ -114,155 +138,177 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
             "--cv",))
     for message in ds.warnings:
         log(f"warning: {message}")
-    lap("load")
+    return ds
 
-    results_cache = FoldCache(
+
+def _audit_or_cached(ds, settings: ScanSettings, *, progress: Progress, lap):
+    """(`_audit`'s result, the result cache): kept from an earlier scan of the same data and
+    result-changing settings, else computed and kept."""
+    from .cache import FoldCache, dataset_fingerprint, result_key
+
+    cache = FoldCache(
         Path(settings.cache_dir) / "results" if settings.cache_dir is not None else None,
         result_key(dataset_fingerprint(ds), settings))
-    found = results_cache.get("result")
+    found = cache.get("result")
     if found is not None:
         lap("cached_result")
     else:
         found = _audit(ds, settings, progress=progress, lap=lap)
-        results_cache.put("result", found)
-    audit = dict(found["audit"])
-    issues = found["issues"]
-    if decisions is not None:
-        from .decisions import mark_reviewed, reviewed_warning
+        cache.put("result", found)
+    return found, cache
 
-        unknown = reviewed_warning(ds.ids, decisions)
-        if unknown:  # on stderr, and in summary.json with the other dataset warnings
-            log(f"warning: {unknown}")
-            ds = replace(ds, warnings=ds.warnings + (unknown,))
-    if decisions is not None and issues is not None:
+
+def _take_out_reviewed(ds, found: dict, decisions, *, log):
+    """(dataset, issues, audit) with --reviewed's samples out of the list to review, and a
+    warning, on stderr and in summary.json, for decisions naming ids not in the data."""
+    audit, issues = dict(found["audit"]), found["issues"]
+    if decisions is None:
+        return ds, issues, audit
+    from .decisions import mark_reviewed, reviewed_warning
+
+    unknown = reviewed_warning(ds.ids, decisions)
+    if unknown:
+        log(f"warning: {unknown}")
+        ds = replace(ds, warnings=ds.warnings + (unknown,))
+    if issues is not None:
         issues = mark_reviewed(issues, decisions)
         audit["n_reviewed"] = int(issues["reviewed"].sum())
         audit["n_flagged"] = int(issues["is_label_issue"].sum())
-    timings["total"] = time.perf_counter() - started
-    return ScanResult(dataset=ds, history=found["history"], verdict=found["verdict"], audit=audit,
-                      issues=issues, pred_probs=found["pred_probs"], settings=settings,
-                      timings=timings, cache=results_cache, member_probs=found["member_probs"],
-                      dynamics=found["dynamics"])
+    return ds, issues, audit
 
 
 def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
-    """Features -> monitored folds -> gap verdict -> (when it calls for one) the audit.
+    """Plan the monitor -> watch the gap -> decide -> (when decided) audit the labels.
 
     Returns the parts of a ScanResult that depend only on the data and the result-changing
     settings, which is what the result cache keeps.
     """
-    from .audit import RANK_BY, find_issues, member_weights, pool_probs
-    from .cache import FoldCache, cache_key, fingerprint
     from .features import make_features
-    from .gap import diagnose
-    from .train import ModelSettings, fold_splits, history_frame, out_of_fold, training_dynamics
 
     X = make_features(ds)
-    y = ds.labels
     lap("features")
+    runner = _plan_folds(ds, X, settings, progress=progress)
+    results, monitor_verdict = _watch_gap(runner, settings.audit, lap=lap)
+    ran, reason = _decide(settings.audit, monitor_verdict, runner.monitor.fold)
+    audit = {"ran": ran, "reason": reason, "n_flagged": None, "estimated_noise_rate": None}
+    found = dict(issues=None, pred_probs=None, member_probs=None, dynamics=None)
+    if ran:
+        if len(results) < len(runner.every_fold):
+            results = runner.run(runner.every_fold, members=True)
+            lap("folds")
+        found, estimates = _audit_labels(ds, results, filter_by=settings.filter_by)
+        audit.update(estimates)
+        lap("confident_learning")
+    history, verdict = _read_gap(results, monitor_verdict, monitor_fold=runner.monitor.fold)
+    audit["best_epochs"] = [r.best_epoch for r in results]
+    return dict(history=history, verdict=verdict, audit=audit, **found)
 
-    model = ModelSettings(
-        kind="images" if ds.kind == "images" else "features", n_classes=ds.n_classes,
-        epochs=settings.epochs, batch_size=settings.batch_size or auto_batch_size(ds.n_samples),
-        lr=settings.lr, patience=settings.patience, monitor_patience=settings.monitor_patience,
-        monitor_min_epochs=settings.monitor_min_epochs, shift=image_shift(ds),
-        hidden=settings.hidden, device=settings.device,  # resolved where torch trains
-    )
-    splits = fold_splits(y, cv=settings.cv, random_state=settings.seed)
-    cache = FoldCache(settings.cache_dir, cache_key(fingerprint(X, y), model, cv=settings.cv,
-                                                    seed=settings.seed))
-    # The monitor is its own fold 0 where it must train differently from the audit's folds:
-    # - big data (above monitor_max_samples): on a subsample of fold 1's split, with the batch
-    #   size of its sample size;
-    # - images trained with random shifts: without them. Shifts slow the memorising of wrong
-    #   labels, so a shifted network's gap barely climbs on noisy labels (1,000 MNIST images
-    #   with 10% noise read over-parametrized), where an unshifted one climbs steeply within
-    #   15 epochs (benchmarks/README.md, gap calibration). It watches at most
-    #   image_monitor_max_samples: the calibrated regime, and all the training that a healthy
-    #   image folder costs.
-    # Otherwise fold 1 is the monitor.
+
+@dataclass(frozen=True)
+class _Monitor:
+    """The fold that watches the gap: 1, or 0 where it trains apart from the audit's folds."""
+
+    fold: int
+    model: object  # train.ModelSettings
+    samples: int | None  # fold 0 trains on a subsample of this size; None: fold 1's whole split
+
+
+def _plan_monitor(ds, model, settings: ScanSettings) -> _Monitor:
+    """Fold 0 for big data (a subsample of fold 1's split, at its own batch size) and for
+    shifted images (trained unshifted: shifts slow the memorising of wrong labels, so the gap of
+    a shifted network barely climbs, docs/gap-rule.md); otherwise fold 1."""
     limits = [settings.monitor_max_samples]
     if model.shift > 0:
         limits.append(settings.image_monitor_max_samples)
     limit = min((n for n in limits if n is not None), default=None)
     subsample = limit is not None and ds.n_samples > limit
-    monitor_fold = 0 if subsample or model.shift > 0 else 1
-    monitor_model = replace(model, shift=0, batch_size=settings.batch_size or auto_batch_size(
-        limit) if subsample else model.batch_size)
-    runner = _FoldRunner(X, y, splits, model=model, monitor_model=monitor_model,
-                         monitor_fold=monitor_fold, monitor_samples=limit if subsample else None,
-                         settings=settings, data_kind=ds.kind, cache=cache, progress=progress)
-    every_fold = ([0] if monitor_fold == 0 else []) + list(range(1, settings.cv + 1))
-    if settings.audit == "always":
+    batch_size = (settings.batch_size or auto_batch_size(limit)) if subsample \
+        else model.batch_size
+    return _Monitor(fold=0 if subsample or model.shift > 0 else 1,
+                    model=replace(model, shift=0, batch_size=batch_size),
+                    samples=limit if subsample else None)
+
+
+def _plan_folds(ds, X, settings: ScanSettings, *, progress: Progress) -> _FoldRunner:
+    """The audit's folds and the monitor's, ready to train, with their fold cache."""
+    from .cache import FoldCache, cache_key, fingerprint
+    from .train import ModelSettings, fold_splits
+
+    model = ModelSettings.of(
+        settings, kind="images" if ds.kind == "images" else "features", n_classes=ds.n_classes,
+        batch_size=settings.batch_size or auto_batch_size(ds.n_samples), shift=image_shift(ds))
+    cache = FoldCache(settings.cache_dir, cache_key(fingerprint(X, ds.labels), model,
+                                                    cv=settings.cv, seed=settings.seed))
+    return _FoldRunner(X, ds.labels, fold_splits(ds.labels, cv=settings.cv,
+                                                 random_state=settings.seed),
+                       model=model, monitor=_plan_monitor(ds, model, settings),
+                       settings=settings, data_kind=ds.kind, cache=cache, progress=progress)
+
+
+def _watch_gap(runner: _FoldRunner, mode: str, *, lap):
+    """(fold results, the monitor's verdict): the monitor alone, or with --audit always every
+    fold at once and no verdict yet."""
+    from .gap import diagnose
+    from .train import history_frame
+
+    if mode == "always":
         # Nothing waits for the verdict: every fold starts at once, the monitor (it trains
-        # longest on its data) before the others, so parallel workers stay busy.
-        results = runner.run(every_fold, members=True)
-        monitor_verdict = None
+        # longest on its data) first, so parallel workers stay busy.
+        results = runner.run(runner.every_fold, members=True)
         lap("folds")
-    else:
-        results = runner.run([monitor_fold], members=False)
-        monitor_verdict = diagnose(history_frame(results))
-        lap("monitor")
+        return results, None
+    results = runner.run([runner.monitor.fold], members=False)
+    lap("monitor")
+    return results, diagnose(history_frame(results))
 
-    if settings.audit == "always":
-        run_audit, reason = True, "--audit always"
-    elif settings.audit == "never":
-        run_audit, reason = False, "--audit never: the audit was skipped on request"
-    elif monitor_verdict.steep:
-        run_audit = True
-        reason = (f"on the monitor fold (fold {monitor_fold}) the generalization gap "
-                  f"climbs steeply (growth {monitor_verdict.growth:+.2f} of the loss scale): "
-                  "suspect wrongly assigned labels")
-    else:
-        run_audit = False
-        reason = (f"on the monitor fold (fold {monitor_fold}) the generalization gap "
-                  f"does not climb steeply (regime: {monitor_verdict.regime}), so the labels are "
-                  "not the first suspect; pass --audit always to audit anyway")
 
-    issues = pred_probs = members = dynamics = None
-    audit = {"ran": run_audit, "reason": reason, "n_flagged": None,
-             "estimated_noise_rate": None}
-    if run_audit:
-        if len(results) < len(every_fold):
-            results = runner.run(every_fold, members=True)
-            lap("folds")
-        scored = [r for r in results if r.fold > 0]
-        model_name = "cnn" if ds.kind == "images" else "mlp"
-        members = {model_name if name == "model" else name: probs for name, probs in
-                   out_of_fold(scored, ds.n_samples, ds.n_classes).items()}
-        if ds.kind == "text":
-            # The network memorises TF-IDF within an epoch or two: its out-of-fold probabilities
-            # were the least accurate text member's. Leaving them out of the vote and the
-            # ranking, with naive Bayes in their place, raised 20 Newsgroups' F1 and AUPRC on
-            # the quality benchmark (benchmarks/README.md). Its curves still diagnose the gap.
-            del members[model_name]
-        # The training dynamics join the ranking, accuracy-weighted like the members; they are
-        # in-sample probabilities, so they never vote or suggest a label.
-        dynamics = training_dynamics(scored, ds.n_samples, ds.n_classes)
-        signals = members if dynamics is None else {**members, "dynamics": dynamics}
-        weights = member_weights(y, signals.values())
-        pred_probs = pool_probs(list(members.values()), weights[:len(members)])
-        rank_probs = None if dynamics is None else pool_probs(list(signals.values()), weights)
-        from cleanlab.rank import get_label_quality_scores
+def _decide(mode: str, verdict, monitor_fold: int) -> tuple[bool, str]:
+    """Whether the labels are audited, and why: summary.json's audit.ran and audit.reason."""
+    if mode == "always":
+        return True, "--audit always"
+    if mode == "never":
+        return False, "--audit never: the audit was skipped on request"
+    where = f"on the monitor fold (fold {monitor_fold}) the generalization gap"
+    if verdict.steep:
+        return True, (f"{where} climbs steeply (growth {verdict.growth:+.2f} of the loss "
+                      "scale): suspect wrongly assigned labels")
+    return False, (f"{where} does not climb steeply (regime: {verdict.regime}), so the labels "
+                   "are not the first suspect; pass --audit always to audit anyway")
 
-        evidence = {f"quality_{name}": get_label_quality_scores(y, probs, method=RANK_BY)
-                    for name, probs in signals.items()}
-        issues, estimates = find_issues(y, pred_probs, ids=ds.ids, classes=ds.classes,
-                                        filter_by=settings.filter_by, evidence=evidence,
-                                        members=members, rank_probs=rank_probs)
-        estimates["members"] = list(members)
-        estimates["member_weights"] = dict(zip(signals, weights, strict=True))
-        audit.update(estimates)
-        audit["accuracy_out_of_fold"] = float((pred_probs.argmax(1) == y).mean())
-        lap("confident_learning")
+
+def _audit_labels(ds, results: list, *, filter_by: str):
+    """Confident learning on the audit folds' ensemble (train.ENSEMBLE's roles for the kind).
+
+    Returns (the ScanResult parts, summary.json's audit estimates).
+    """
+    from .audit import audit_ensemble
+    from .train import ENSEMBLE, RANK, VOTE, network_of, out_of_fold, training_dynamics
+
+    scored = [r for r in results if r.fold > 0]
+    probs = out_of_fold(scored, ds.n_samples, ds.n_classes, network=network_of(ds.kind))
+    dynamics = training_dynamics(scored, ds.n_samples, ds.n_classes)
+    if dynamics is not None:
+        probs["dynamics"] = dynamics
+    roles = ENSEMBLE[ds.kind]
+    members = {name: probs[name] for name in roles if name in probs}  # in ENSEMBLE's order
+    votes, ranks = ([name for name in members if role in roles[name]] for role in (VOTE, RANK))
+    issues, estimates, pred_probs = audit_ensemble(
+        ds.labels, members, votes=votes, ranks=ranks, ids=ds.ids, classes=ds.classes,
+        filter_by=filter_by)
+    return dict(issues=issues, pred_probs=pred_probs, dynamics=dynamics,
+                member_probs={name: probs[name] for name in votes}), estimates
+
+
+def _read_gap(results: list, monitor_verdict, *, monitor_fold: int):
+    """(history, verdict): a separate monitor's verdict stands, whatever the audit mode;
+    otherwise the verdict reads every fold there is."""
+    from .gap import diagnose
+    from .train import history_frame
+
     history = history_frame(results)
-    if monitor_fold == 0:  # a separate monitor's verdict stands, whatever the audit mode
-        verdict = monitor_verdict or diagnose(history[history["fold"] == 0])
-    else:  # the verdict reads every fold there is
-        verdict = diagnose(history) if len(results) > 1 else monitor_verdict
-    audit["best_epochs"] = [r.best_epoch for r in results]
-    return dict(history=history, verdict=verdict, audit=audit, issues=issues,
-                pred_probs=pred_probs, member_probs=members, dynamics=dynamics)
+    if monitor_fold == 0:
+        return history, monitor_verdict or diagnose(history[history["fold"] == 0])
+    return history, diagnose(history) if len(results) > 1 else monitor_verdict
 
 
 class _FoldRunner:
@@ -272,27 +318,26 @@ class _FoldRunner:
     monitor's fold even without a cache.
     """
 
-    def __init__(self, X, y, splits, *, model, monitor_model, monitor_fold, monitor_samples,
-                 settings, data_kind, cache, progress):
+    def __init__(self, X, y, splits, *, model, monitor: _Monitor, settings, data_kind, cache,
+                 progress):
         self.X, self.y, self.splits = X, y, splits
-        self.model, self.monitor_model = model, monitor_model
-        # The fold that trains as the monitor: 1, or 0 when it is separate; fold 0 trains on a
-        # subsample of this many samples, or on all of fold 1's split when it is None.
-        self.monitor_fold, self.monitor_samples = monitor_fold, monitor_samples
+        self.model, self.monitor = model, monitor
         self.settings, self.data_kind = settings, data_kind
         self.cache, self.progress = cache, progress
         self.done = {}  # entry name -> what this runner trained or loaded
+        # The monitor first: it trains longest on its data.
+        self.every_fold = ([0] if monitor.fold == 0 else []) + list(range(1, len(splits) + 1))
 
     def _name(self, fold: int) -> str:
         """The fold's cache entry."""
-        return f"monitor{self.monitor_samples or ''}" if fold == 0 else f"fold{fold}"
+        return f"monitor{self.monitor.samples or ''}" if fold == 0 else f"fold{fold}"
 
     def _split(self, fold: int):
         """(train, test) indices: fold 0 is fold 1's split, or a subsample of it."""
-        if fold == 0 and self.monitor_samples is not None:
+        if fold == 0 and self.monitor.samples is not None:
             from .train import monitor_split
 
-            return monitor_split(*self.splits[0], self.monitor_samples,
+            return monitor_split(*self.splits[0], self.monitor.samples,
                                  random_state=self.settings.seed)
         return self.splits[max(fold, 1) - 1]
 
@@ -305,34 +350,38 @@ class _FoldRunner:
         self.done[name] = value
         self.cache.put(name, value)
 
+    def _job(self, fold: int, *, want_model: bool, want_members: bool) -> dict:
+        """train.run_fold's arguments for `fold`, but the data."""
+        train_index, test_index = self._split(fold)
+        return dict(train_index=train_index, test_index=test_index, fold=fold,
+                    monitor=fold == self.monitor.fold,
+                    settings=self.monitor.model if fold == 0 else self.model,
+                    random_state=self.settings.seed, data_kind=self.data_kind,
+                    want_model=want_model, want_members=want_members)
+
     def run(self, folds, *, members: bool) -> list:
+        """Each fold's FoldResult, with its scikit-learn members' probabilities when `members`;
+        only what neither memory nor the cache holds trains."""
         from .backends import auto_jobs, execute
 
-        n_jobs = self.settings.n_jobs or auto_jobs(len(self.y))
         results, extra, jobs = {}, {}, []
         for fold in folds:
             name = self._name(fold)
             results[fold] = self._get(name)
             extra[fold] = self._get(f"{name}-members") if members and fold > 0 else {}
             if results[fold] is None or extra[fold] is None:
-                train_index, test_index = self._split(fold)
-                jobs.append(dict(
-                    train_index=train_index, test_index=test_index, fold=fold,
-                    monitor=fold == self.monitor_fold,
-                    settings=self.monitor_model if fold == 0 else self.model,
-                    random_state=self.settings.seed,
-                    data_kind=self.data_kind, want_model=results[fold] is None,
-                    want_members=extra[fold] is None))
+                jobs.append(self._job(fold, want_model=results[fold] is None,
+                                      want_members=extra[fold] is None))
         for fold, result, fold_members in execute(
-                self.X, self.y, jobs, backend=self.settings.backend, n_jobs=n_jobs,
+                self.X, self.y, jobs, backend=self.settings.backend,
+                n_jobs=self.settings.n_jobs or auto_jobs(len(self.y)),
                 scheduler=self.settings.scheduler, progress=self.progress,
                 total_epochs=self.model.epochs):
-            name = self._name(fold)
             if result is not None:
-                self._put(name, result)
+                self._put(self._name(fold), result)
                 results[fold] = result
             if fold_members is not None:
-                self._put(f"{name}-members", fold_members)
+                self._put(f"{self._name(fold)}-members", fold_members)
                 extra[fold] = fold_members
         return [replace(results[f], member_probs=extra[f]) for f in folds]
 

@@ -8,12 +8,50 @@ import numpy as np
 
 from .settings import TrainingSettings
 
-# Exact neighbours cost O(n^2): above this many samples (50,000 training rows at 5 folds) the
-# neighbour members would dominate the scan's time. The rule reads the whole dataset's size, so
-# every fold has the same members.
+# Exact neighbours cost O(n^2), so above this many samples the neighbour members do not run;
+# the rule reads the whole dataset's size, so every fold has the same members.
 MAX_KNN_SAMPLES = 62_500
+NEIGHBOURS = ("knn", "knn_embedding")
 MAX_MEMBER_TRAIN = 20_000
 MEMMAP_FROM = 50_000_000  # probabilities per member (200 MB as float32)
+
+RUN, VOTE, RANK = "run", "vote", "rank"
+_VOTES = frozenset({RUN, VOTE, RANK})
+# The ensemble's members for each kind of data, in the order of their evidence columns
+# (quality_<name>), with their roles: RUN trains it in every audit fold; VOTE counts its own
+# confident learning in is_label_issue and pools its probabilities into suggested_label; RANK
+# pools its probabilities into label_quality. The first member is the network, whose loss
+# curves the gap rule reads. The training dynamics are in-sample probabilities, so they rank
+# and never vote; on text the network memorises TF-IDF within an epoch or two, so it only runs
+# (for the gap) and naive Bayes votes in its place.
+ENSEMBLE = {
+    "images": {"cnn": _VOTES, "knn": _VOTES, "logreg": _VOTES, "knn_embedding": _VOTES,
+               "dynamics": frozenset({RUN, RANK})},
+    "tabular": {"mlp": _VOTES, "knn": _VOTES, "logreg": _VOTES, "knn_embedding": _VOTES,
+                "dynamics": frozenset({RUN, RANK})},
+    "text": {"mlp": frozenset({RUN}), "knn": _VOTES, "logreg": _VOTES, "naive_bayes": _VOTES},
+}
+
+
+def network_of(kind: str) -> str:
+    """The name of the kind's network, its first member.
+
+    >>> network_of("images"), network_of("text")
+    ('cnn', 'mlp')
+    """
+    return next(iter(ENSEMBLE[kind]))
+
+
+def members_with(role: str, kind: str, n_samples: int) -> list[str]:
+    """The kind's members with `role`, in ENSEMBLE's order; neighbours up to MAX_KNN_SAMPLES.
+
+    >>> members_with(VOTE, "text", 100)
+    ['knn', 'logreg', 'naive_bayes']
+    >>> members_with(RANK, "tabular", 100_000)
+    ['mlp', 'logreg', 'dynamics']
+    """
+    return [name for name, roles in ENSEMBLE[kind].items()
+            if role in roles and (name not in NEIGHBOURS or n_samples <= MAX_KNN_SAMPLES)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,8 +114,7 @@ def monitor_split(train_index, test_index, max_samples: int, *, random_state: in
     """A seeded subsample of one fold's split, at most `max_samples` in all, in its proportions.
 
     On big data the gap is watched on a subsample: a network that cannot memorise tens of
-    thousands of wrong labels within its epochs shows no climbing gap (10% noise in 100,000
-    rows reads `underfitting`), where the same data at 12,500 samples climbs steeply.
+    thousands of wrong labels within its epochs shows no climbing gap (docs/gap-rule.md).
 
     >>> train, test = monitor_split(np.arange(80), np.arange(80, 100), 10)
     >>> len(train), len(test), set(test) <= set(range(80, 100))
@@ -105,9 +142,8 @@ def train_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetti
     """
     import torch
 
-    # These networks are small: one thread per fold trains them fastest (two threads were 2 to
-    # 20 times slower whenever another process shared the cores), and the same thread count
-    # everywhere makes serial, joblib and Dask runs give identical numbers.
+    # One thread per fold: these small networks train fastest so when processes share the cores,
+    # and the same thread count everywhere makes serial, joblib and Dask runs give equal numbers.
     previous = torch.get_num_threads()
     torch.set_num_threads(n_threads or 1)
     try:
@@ -127,10 +163,8 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
         kind=settings.kind, n_classes=settings.n_classes, epochs=settings.epochs,
         batch_size=settings.batch_size, lr=settings.lr, hidden=settings.hidden,
         device=settings.device, random_state=random_state + fold,
-        # The monitor (fold 1, or fold 0 when it is separate: a subsample of big data, see
-        # `monitor_split`, or unshifted images, see scan._audit) trains on past its best
-        # validation epoch, long enough for the gap verdict to see a climb; the audit's folds
-        # only need their best epoch's probabilities.
+        # The monitor trains on past its best epoch, long enough for the gap verdict to see a
+        # climb; the audit's folds only need their best epoch's probabilities.
         patience=settings.monitor_patience if monitor else settings.patience,
         min_epochs=settings.monitor_min_epochs if monitor else 0, shift=settings.shift,
     )
@@ -149,7 +183,7 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
                       history=model.history_, best_epoch=int(model.best_epoch_),
                       # Fold 0, the separate monitor, is never scored: no neighbours for it.
                       embedding_probs=embedding_neighbours(model, X, y, train_index, test_index)
-                      if neighbours and fold > 0 and len(y) <= MAX_KNN_SAMPLES else {},
+                      if neighbours and fold > 0 else {},
                       train_index=None if model.trajectory_ is None else np.asarray(train_index),
                       trajectory=model.trajectory_)
 
@@ -158,46 +192,65 @@ def embedding_neighbours(model, X, y, train_index, test_index) -> dict:
     """{"knn_embedding": held-out probabilities of neighbours in the network's feature space}.
 
     The features are the trained network's penultimate layer (its best-validation weights);
-    each held-out sample gets the distance-weighted labels of its 10 nearest training samples
-    there. Neighbours in a learned space join the raw-feature neighbours and the network as an
-    ensemble member. On the quality benchmark's grid (images and tables, 30 settings, one seed)
-    adding it raised mean F1 from 0.794 to 0.800 and AUPRC from 0.863 to 0.868, most on MNIST
-    (F1 +1.5, AUPRC +1.6 points); on 20 Newsgroups it lowered both, so text goes without.
+    each held-out sample gets the distance-weighted labels of its nearest training samples
+    there, whose errors differ from both the network's and the raw-feature neighbours'.
     """
     from sklearn.neighbors import KNeighborsClassifier
 
-    k = max(1, min(10, len(train_index) - 1))
-    knn = KNeighborsClassifier(k, weights="distance", algorithm="brute")
+    knn = KNeighborsClassifier(n_neighbours(len(train_index)), weights="distance",
+                               algorithm="brute")
     knn.fit(model.transform(X, train_index), y[train_index])
     probs = np.zeros((len(test_index), model.n_classes_), dtype=np.float32)
     probs[:, knn.classes_] = knn.predict_proba(model.transform(X, test_index))
     return {"knn_embedding": probs}
 
 
-def sklearn_members(kind: str, n_train: int, *, n_samples: int, random_state: int = 0) -> dict:
-    """The scikit-learn models that join the torch one: neighbours and a linear model, and for
-    text naive Bayes.
+def n_neighbours(n_train: int) -> int:
+    """The neighbour members' k: 10, or fewer when fewer samples train.
 
-    They see the same inputs as the torch model (pixels, standardized columns, TF-IDF), and
-    their errors differ from a network's, so averaging their probabilities sharpens the ranking.
-    Complement naive Bayes (Rennie et al. 2003, scikit-learn's defaults) is the classic model
-    for word weights; on 20 Newsgroups its out-of-fold probabilities were the most accurate of
-    the text members, where the network's were the least (which the scan leaves out on text).
+    >>> n_neighbours(1000), n_neighbours(4)
+    (10, 3)
     """
-    from sklearn.linear_model import LogisticRegression
+    return max(1, min(10, n_train - 1))
+
+
+def _knn(kind: str, n_train: int):
     from sklearn.neighbors import KNeighborsClassifier
 
-    k = max(1, min(10, n_train - 1))
-    members = {"logreg": LogisticRegression(C=10.0 if kind == "text" else 0.1, max_iter=1000)}
-    if n_samples <= MAX_KNN_SAMPLES:
-        members["knn"] = (
-            KNeighborsClassifier(k, weights="distance", metric="cosine", algorithm="brute")
-            if kind == "text" else KNeighborsClassifier(k, weights="distance"))
-    if kind == "text":  # TF-IDF weights are never negative, as naive Bayes needs
-        from sklearn.naive_bayes import ComplementNB
+    if kind == "text":  # TF-IDF vectors compare by angle
+        return KNeighborsClassifier(n_neighbours(n_train), weights="distance", metric="cosine",
+                                    algorithm="brute")
+    return KNeighborsClassifier(n_neighbours(n_train), weights="distance")
 
-        members["naive_bayes"] = ComplementNB()
-    return members
+
+def _logreg(kind: str, n_train: int):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=10.0 if kind == "text" else 0.1, max_iter=1000)
+
+
+def _naive_bayes(kind: str, n_train: int):
+    from sklearn.naive_bayes import ComplementNB  # TF-IDF weights are never negative, as it needs
+
+    return ComplementNB()
+
+
+# The members that scikit-learn fits, by name: each maker takes (kind, n_train).
+SKLEARN_MEMBERS = {"knn": _knn, "logreg": _logreg, "naive_bayes": _naive_bayes}
+
+
+def sklearn_members(kind: str, n_train: int, *, n_samples: int) -> dict:
+    """The kind's scikit-learn members that run (ENSEMBLE), unfitted, by name.
+
+    They see the same inputs as the network (pixels, standardized columns, TF-IDF) and err
+    differently, so pooling their probabilities sharpens the ranking; complement naive Bayes
+    (Rennie et al. 2003) is the classic model for word weights.
+
+    >>> sorted(sklearn_members("text", 100, n_samples=125))
+    ['knn', 'logreg', 'naive_bayes']
+    """
+    return {name: SKLEARN_MEMBERS[name](kind, n_train)
+            for name in members_with(RUN, kind, n_samples) if name in SKLEARN_MEMBERS}
 
 
 def fit_members(X, y, train_index, test_index, *, data_kind: str, n_classes: int,
@@ -214,8 +267,8 @@ def fit_members(X, y, train_index, test_index, *, data_kind: str, n_classes: int
         rng = np.random.default_rng(random_state)
         train_index = np.sort(rng.choice(train_index, MAX_MEMBER_TRAIN, replace=False))
     probs = {}
-    for name, estimator in sklearn_members(data_kind, len(train_index), n_samples=n_samples,
-                                           random_state=random_state).items():
+    for name, estimator in sklearn_members(data_kind, len(train_index),
+                                           n_samples=n_samples).items():
         Xtr, Xte = X[train_index], X[test_index]
         if data_kind == "images":
             Xtr, Xte = Xtr.astype(np.float32) / 255, Xte.astype(np.float32) / 255
@@ -230,12 +283,15 @@ def run_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSetting
              random_state: int, data_kind: str, want_model: bool = True,
              want_members: bool = True, n_threads: int | None = None, on_epoch=None,
              monitor: bool | None = None):
-    """One unit of work for any backend: (fold, FoldResult or None, member probs or None)."""
-    # Neighbours in the network's feature space and the training dynamics helped on images and
-    # tables, not on TF-IDF, which the network memorises within an epoch or two.
+    """One unit of work for any backend: (fold, FoldResult or None, member probs or None).
+
+    The network trains with the members that ENSEMBLE runs in it for `data_kind`
+    (knn_embedding, dynamics); `fit_members` fits the scikit-learn ones.
+    """
+    runs = members_with(RUN, data_kind, len(y))
     result = train_fold(X, y, train_index, test_index, fold=fold, settings=settings,
                         random_state=random_state, on_epoch=on_epoch, n_threads=n_threads,
-                        neighbours=data_kind != "text", dynamics=data_kind != "text",
+                        neighbours="knn_embedding" in runs, dynamics="dynamics" in runs,
                         monitor=monitor) if want_model else None
     members = fit_members(X, y, train_index, test_index, data_kind=data_kind,
                           n_classes=settings.n_classes,
@@ -256,16 +312,18 @@ def _probs_array(n_samples: int, n_classes: int, fill: float = np.nan) -> np.nda
     return array
 
 
-def out_of_fold(results: list[FoldResult], n_samples: int, n_classes: int) -> dict:
+def out_of_fold(results: list[FoldResult], n_samples: int, n_classes: int, *,
+                network: str = "model") -> dict:
     """Assemble every fold's held-out probabilities, per member, into (n_samples, n_classes).
 
-    Above MEMMAP_FROM probabilities per member the arrays are memory-mapped temporary files.
+    The network's are named `network`. Above MEMMAP_FROM probabilities per member the arrays
+    are memory-mapped temporary files.
     """
-    names = ["model", *sorted(results[0].member_probs), *sorted(results[0].embedding_probs)] \
-        if results else ["model"]
+    names = [network, *sorted(results[0].member_probs), *sorted(results[0].embedding_probs)] \
+        if results else [network]
     out = {name: _probs_array(n_samples, n_classes) for name in names}
     for r in results:
-        out["model"][r.test_index] = r.pred_probs
+        out[network][r.test_index] = r.pred_probs
         for name, probs in {**r.member_probs, **r.embedding_probs}.items():
             out[name][r.test_index] = probs
     if any(np.isnan(p).any() for p in out.values()):
@@ -282,8 +340,7 @@ def training_dynamics(results: list[FoldResult], n_samples: int, n_classes: int)
     learned late, by memorising, so its label holds a low probability on average over the
     epochs even where the network ends up fitting it (the idea of the area under the margin,
     Pleiss et al. 2020, and of Dataset Cartography's confidence, Swayamdipta et al. 2020).
-    These are in-sample probabilities: they join the ranking, never the vote or the suggested
-    label. None when the folds recorded none (text).
+    None when the folds recorded none (where ENSEMBLE does not run them).
 
     >>> def fold(k, trained_on, probs):
     ...     return FoldResult(fold=k, test_index=np.array([1 - trained_on]), pred_probs=None,
