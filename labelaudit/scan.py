@@ -17,17 +17,19 @@ from .settings import ScanSettings, auto_batch_size, validate_settings
 
 @dataclass
 class ScanResult:
+    """What `scan` found: the dataset, the gap's history and verdict, and the audit's results."""
+
     dataset: object
     history: object  # DataFrame fold, epoch, train_loss, val_loss, gap
     verdict: object  # gap.GapVerdict
-    audit: dict
+    audit: dict  # summary.json's audit
     issues: object | None  # DataFrame, when the audit ran
-    pred_probs: np.ndarray | None
+    pred_probs: np.ndarray | None  # the voting members' pool, when the audit ran
     settings: ScanSettings
     timings: dict = field(default_factory=dict)
     cache: object = None  # the FoldCache the folds came from, also holding the rendered plot
-    member_probs: dict | None = None  # ensemble member -> out-of-fold probabilities
-    dynamics: np.ndarray | None = None  # train.training_dynamics: joins the ranking only
+    member_probs: dict | None = None  # voting member -> its out-of-fold probabilities
+    dynamics: np.ndarray | None = None  # train.training_dynamics: a member that only ranks
 
     def history_svg(self) -> str:
         """The loss-curve plot for the report, rendered once per history and kept in the cache.
@@ -49,6 +51,7 @@ class ScanResult:
         return svg
 
     def summary(self) -> dict:
+        """summary.json's document (docs/outputs.md)."""
         return {
             "version": __version__,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -228,8 +228,8 @@ def test_the_ranking_pools_the_members_and_the_training_dynamics(table_csv):
 
     result = scan(table_csv, ScanSettings(cv=3, epochs=6, audit="always"))
     y = result.dataset.labels  # indices into classes
-    signals = [*result.member_probs.values(), result.dynamics]
-    ranked = pool_probs(signals, member_weights(y, signals))
+    ranking = [*result.member_probs.values(), result.dynamics]
+    ranked = pool_probs(ranking, member_weights(y, ranking))
     issues = result.issues.set_index("id").loc[list(result.dataset.ids)]
     np.testing.assert_allclose(issues["label_quality"],
                                get_label_quality_scores(y, ranked, method=RANK_BY), atol=1e-6)
