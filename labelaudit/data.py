@@ -121,8 +121,8 @@ def load_dataset(
 ) -> Dataset:
     """Read an image folder or a table into a `Dataset`.
 
-    >>> ds = load_dataset("datasets/digits-noisy")  # doctest: +SKIP
-    >>> ds.kind, ds.n_classes  # doctest: +SKIP
+    >>> ds = load_dataset("datasets/digits-noisy")
+    >>> ds.kind, ds.n_classes
     ('images', 10)
     """
     path = Path(path)
@@ -348,17 +348,53 @@ def load_image_folder(
     Unusable files (corrupt, truncated, zero-byte, not images, huge, symlinks leading outside)
     are skipped and listed in ``skipped``; with ``strict`` they are refused instead.
 
-    >>> ds = load_image_folder(Path("datasets/digits-noisy"))  # doctest: +SKIP
-    >>> ds.ids[0]  # doctest: +SKIP
-    '0/000.png'
+    >>> ds = load_image_folder(Path("datasets/digits-noisy"))
+    >>> ds.ids[0], ds.inputs.shape[1:]
+    ('0/digit-0000.png', (1, 8, 8))
     """
-    from PIL import Image
-
     root = Path(root)
     if image_size is not None and image_size < 1:
         raise UsageError(f"image_size must be at least 1 pixel (got {image_size})")
     real_root = root.resolve()
     subdirs, skipped, loose, classes = _class_folders(root, real_root, follow_symlinks)
+    candidates = _image_files(root, subdirs, real_root, follow_symlinks, classes, skipped)
+    headers = _read_headers(root, candidates, skipped, progress)
+    if strict and skipped:
+        # Files are decoded only after the headers, so some may fail later: the count is exact
+        # only when no image is left to decode.
+        _refuse_strict(root, skipped, more=("at least ", "; files whose pixel data is "
+                                            "damaged are found only when decoded, after that")
+                       if headers else ("", ""))
+    if not headers:
+        raise UsageError(f"{root}: none of the image files could be read "
+                         f"(first problem: {skipped[0][0]}: {skipped[0][1]})")
+
+    explicit_size = image_size is not None
+    if image_size is None:
+        image_size = int(min(MAX_IMAGE_SIZE, np.median([h[4] for h in headers])))
+    color = any(h[3] not in GRAY_MODES for h in headers)
+    channels = 3 if color else 1
+    pixels = _allocate_pixels(len(headers), channels, image_size, chosen=explicit_size)
+    decoded_from = len(skipped)
+    keep = _decode_into(pixels, root, headers, skipped, color=color, progress=progress)
+    if strict and not keep.all():
+        _refuse_strict(root, skipped[decoded_from:])
+    headers = [h for h, k in zip(headers, keep, strict=True) if k]
+    ds = Dataset(
+        path=str(root), kind="images",
+        ids=np.array([h[0] for h in headers], dtype=object),
+        labels=np.array([h[2] for h in headers], dtype=np.int64),
+        classes=tuple(p.name for p in subdirs), inputs=pixels[keep],
+        files=np.array([str(h[1]) for h in headers], dtype=object), skipped=tuple(skipped),
+        warnings=_image_warnings(root, headers, loose, skipped, color=color, size=image_size),
+        info={"image_size": image_size, "channels": channels},
+    )
+    return _check_classes(ds, where=str(root))
+
+
+def _image_files(root: Path, subdirs, real_root: Path, follow_symlinks: bool, classes: dict,
+                 skipped: list) -> list:
+    """(id, file, label) of every image file in the class folders; the rest go to `skipped`."""
     candidates = []
     for label, class_dir in enumerate(subdirs):
         seen = {class_dir.resolve()}
@@ -374,8 +410,14 @@ def load_image_folder(
             f"{root}: no images found in its class subfolders "
             f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
         )
+    return candidates
 
-    # Header pass: sizes and modes, and set unreadable files aside early.
+
+def _read_headers(root: Path, candidates, skipped: list, progress) -> list:
+    """(id, file, label, mode, long side) of each readable image; unreadable ones go to
+    `skipped` before any pixels are decoded."""
+    from PIL import Image
+
     headers = []
     with _warnings.catch_warnings():
         _warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -393,41 +435,28 @@ def load_image_folder(
                 _refuse_unreadable(file, root)
             except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not fatal
                 skipped.append((rel, f"unreadable image: {_short(exc, file)}"))
-    if strict and skipped:
-        # Files are decoded only after the headers, so some may fail later: the count is exact
-        # only when no image is left to decode.
-        _refuse_strict(root, skipped, more=("at least ", "; files whose pixel data is "
-                                            "damaged are found only when decoded, after that")
-                       if headers else ("", ""))
-    if not headers:
-        raise UsageError(f"{root}: none of the image files could be read "
-                         f"(first problem: {skipped[0][0]}: {skipped[0][1]})")
+    return headers
 
-    explicit_size = image_size is not None
-    if image_size is None:
-        image_size = int(min(MAX_IMAGE_SIZE, np.median([h[4] for h in headers])))
-    color = any(h[3] not in GRAY_MODES for h in headers)
-    channels = 3 if color else 1
 
-    pixels = _allocate_pixels(len(headers), channels, image_size,
-                              chosen=explicit_size)
+def _decode_into(pixels: np.ndarray, root: Path, headers, skipped: list, *, color: bool,
+                 progress) -> np.ndarray:
+    """Decode each image into its row of `pixels`; return the mask of those that decoded."""
     keep = np.ones(len(headers), dtype=bool)
-    decoded_from = len(skipped)
     for i, (rel, file, _label, _mode, _side) in enumerate(
         _track(progress, headers, "decoding images")
     ):
         try:
-            pixels[i] = _decode(file, image_size, color)
+            pixels[i] = _decode(file, pixels.shape[-1], color)
         except PermissionError:
             _refuse_unreadable(file, root)
         except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
             keep[i] = False
             skipped.append((rel, f"unreadable image: {_short(exc, file)}"))
-    if strict and not keep.all():
-        _refuse_strict(root, skipped[decoded_from:])
-    headers = [h for h, k in zip(headers, keep, strict=True) if k]
-    pixels = pixels[keep]
+    return keep
 
+
+def _image_warnings(root: Path, headers, loose, skipped, *, color: bool,
+                    size: int) -> tuple[str, ...]:
     warn = []
     if loose:
         names = ", ".join(map(repr, loose[:5])) + (", ..." if len(loose) > 5 else "")
@@ -443,16 +472,8 @@ def load_image_folder(
     sides = {h[4] for h in headers}
     if len(sides) > 1:
         warn.append(f"images have mixed sizes ({min(sides)} to {max(sides)} pixels on the long "
-                    f"side); all padded and resized to {image_size}x{image_size}")
-    ds = Dataset(
-        path=str(root), kind="images",
-        ids=np.array([h[0] for h in headers], dtype=object),
-        labels=np.array([h[2] for h in headers], dtype=np.int64),
-        classes=tuple(p.name for p in subdirs), inputs=pixels,
-        files=np.array([str(h[1]) for h in headers], dtype=object), skipped=tuple(skipped),
-        warnings=tuple(warn), info={"image_size": image_size, "channels": channels},
-    )
-    return _check_classes(ds, where=str(root))
+                    f"side); all padded and resized to {size}x{size}")
+    return tuple(warn)
 
 
 def _decode(file: Path, size: int, color: bool) -> np.ndarray:
@@ -507,7 +528,7 @@ def read_table(path: Path, *, encoding: str = "utf-8"):
     """Read .csv/.tsv/.parquet/.jsonl into a DataFrame, with a clear message when it cannot.
 
     >>> read_table(Path("datasets/wine-noisy.csv")).shape
-    (178, 14)
+    (178, 15)
     """
     return _read_table(Path(path), encoding=encoding)[0]
 
@@ -528,7 +549,7 @@ def read_as_text(path: str | os.PathLike, *, encoding: str = "utf-8", header: bo
     rename a repeated name).
 
     >>> read_as_text("datasets/wine-noisy.csv")["label"].iloc[0]
-    '1'
+    'class_0'
     """
     import pandas as pd
 
@@ -614,7 +635,7 @@ def _refuse_repeated_keys(path: Path, *, encoding: str) -> None:
     """Refuse a jsonl line that gives one key twice (JSON parsers keep only the last value)."""
     import json
 
-    # Objects as lists of (key, value) pairs, numbers left as text: a third of pandas' time.
+    # Objects as (key, value) pairs keep a repeated key; numbers left as text are cheaper.
     decoder = json.JSONDecoder(object_pairs_hook=list, parse_float=str, parse_int=str,
                                parse_constant=str)
     with open(path, encoding=encoding) as f:

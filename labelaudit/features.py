@@ -21,8 +21,10 @@ HUGE = 2.0**100
 def make_features(ds: Dataset):
     """Return X for the dataset's model: float32 array, uint8 image array, or sparse TF-IDF.
 
-    >>> from labelaudit.data import load_dataset  # doctest: +SKIP
-    >>> X = make_features(load_dataset("datasets/wine-noisy.csv"))  # doctest: +SKIP
+    >>> from labelaudit.data import load_dataset
+    >>> X = make_features(load_dataset("datasets/wine-noisy.csv"))
+    >>> X.shape, X.dtype
+    ((178, 63), dtype('float32'))
     """
     if ds.kind == "images":
         return ds.inputs

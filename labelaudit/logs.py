@@ -445,7 +445,10 @@ def _load_json(path: Path):
 def detect_format(path) -> str:
     """Name the log format of `path` (one of FORMATS), without reading the whole log.
 
-    >>> detect_format("lightning_logs/version_0/metrics.csv")  # doctest: +SKIP
+    >>> import tempfile
+    >>> log = Path(tempfile.mkdtemp()) / "metrics.csv"
+    >>> _ = log.write_text("epoch,step,train_loss,val_loss\\n0,9,0.9,\\n0,9,,1.0\\n")
+    >>> detect_format(log)
     'lightning-csv'
     """
     return _read(Path(path), None, None, detect_only=True)[0]
@@ -458,9 +461,13 @@ def read_log(path, *, train_key: str | None = None, val_key: str | None = None):
     key or TensorBoard tag that holds each loss when the defaults do not find them. The frame's
     ``attrs`` record ``format``, ``train_key``, ``val_key`` and ``path``.
 
-    >>> history = read_log("lightning_logs/version_0/metrics.csv")  # doctest: +SKIP
-    >>> history.attrs["format"], list(history.columns)  # doctest: +SKIP
-    ('lightning-csv', ['fold', 'epoch', 'train_loss', 'val_loss'])
+    >>> import json, tempfile
+    >>> log = Path(tempfile.mkdtemp()) / "history.json"
+    >>> _ = log.write_text(json.dumps({"loss": [1.0, 0.7], "val_loss": [1.1, 0.9]}))
+    >>> history = read_log(log)
+    >>> history.attrs["format"], history.to_dict("list")
+    ('keras-history', {'fold': [1, 1], 'epoch': [1, 2], 'train_loss': [1.0, 0.7], \
+'val_loss': [1.1, 0.9]})
     """
     path = Path(path)
     fmt, frame, train, val, source = _read(path, train_key, val_key)
@@ -526,9 +533,14 @@ def diagnose_log(path, *, train_key: str | None = None, val_key: str | None = No
     The dict is the verdict (`gap.GapVerdict.to_dict()`) plus ``format``, ``path``,
     ``train_key``, ``val_key`` and ``plot`` (the file written, or None).
 
-    >>> result = diagnose_log("trainer_state.json", plot="curves.svg")  # doctest: +SKIP
-    >>> result["format"], result["regime"]  # doctest: +SKIP
-    ('huggingface', 'steep-climb')
+    >>> import json, tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> epochs = range(1, 21)  # training loss keeps falling while validation loss creeps up
+    >>> _ = (folder / "history.json").write_text(json.dumps({
+    ...     "loss": [1 - 0.04 * e for e in epochs], "val_loss": [0.8 + 0.01 * e for e in epochs]}))
+    >>> result = diagnose_log(folder / "history.json", plot=folder / "curves.svg")
+    >>> result["format"], result["regime"], Path(result["plot"]).name
+    ('keras-history', 'steep-climb', 'curves.svg')
     """
     from .gap import diagnose
     from .plot import check_plot_path

@@ -37,7 +37,10 @@ def check_out(out: str | os.PathLike, *, inputs=(), writes=()) -> None:
 
     Whether --out can be written is check_writable's question.
 
-    >>> check_out("labelaudit-report", inputs=["datasets/wine-noisy.csv"])  # doctest: +SKIP
+    >>> check_out("datasets", inputs=["datasets/wine-noisy.csv"])
+    Traceback (most recent call last):
+    labelaudit.errors.UsageError: --out datasets holds the dataset file datasets/wine-noisy.csv, \
+and a report replaces its folder; choose a new folder, e.g. --out ./labelaudit-report
     """
     out = Path(out)
     target = out.resolve()
@@ -80,7 +83,10 @@ def check_writable(path: str | os.PathLike, *, option: str, advice: str | None =
     A missing `path` must be creatable in the nearest folder above it; a folder that is
     `renamed` into place (--out) needs its parent writable too.
 
-    >>> check_writable("labelaudit-report", option="--out", renamed=True)  # doctest: +SKIP
+    >>> check_writable("datasets/wine-noisy.csv/report", option="--out")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    labelaudit.errors.UsageError: --out .../report cannot be written: .../wine-noisy.csv is a \
+file, not a folder; choose another --out
     """
     path = Path(path).absolute()
     advice = advice or f"choose another {option}"
@@ -101,8 +107,12 @@ def replaceable(out: str | os.PathLike) -> set[str]:
     A missing or empty folder (the cache aside) has none. Raises UsageError for a folder that
     holds anything else but no manifest labelaudit wrote: it is no report of ours.
 
-    >>> replaceable("labelaudit-report")  # doctest: +SKIP
-    {'history.csv', 'issues.csv', 'report.html', 'summary.json'}
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "report"
+    >>> with staged(out) as folder:
+    ...     _ = (folder / "summary.json").write_text("{}")
+    >>> replaceable(out)
+    {'summary.json'}
     """
     out = Path(out)
     if not out.is_dir():
@@ -164,7 +174,8 @@ def recover(out: Path) -> list[Path]:
     A staging folder that still holds entries carried over from `out` is emptied back into
     `out` first, or, where one cannot go back, left in place for a person to look at.
 
-    >>> recover(Path("labelaudit-report"))  # doctest: +SKIP
+    >>> import tempfile
+    >>> recover(Path(tempfile.mkdtemp()) / "report")
     []
     """
     out = Path(out)
@@ -217,8 +228,12 @@ def _discard(staging: Path, out: Path) -> bool:
 def staged(out: str | os.PathLike):
     """Yield a fresh staging folder; on success it becomes `out`, on failure it is removed.
 
-    >>> with staged("labelaudit-report") as folder:  # doctest: +SKIP
-    ...     (folder / "summary.json").write_text("{}")
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "report"
+    >>> with staged(out) as folder:
+    ...     _ = (folder / "summary.json").write_text("{}")
+    >>> sorted(p.name for p in out.iterdir())
+    ['.labelaudit-manifest.json', 'summary.json']
     """
     out = Path(out).absolute()
     check_writable(out, option="--out", renamed=True)

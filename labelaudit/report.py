@@ -34,8 +34,9 @@ def _environment():
 def render_report(result, summary: dict) -> str:
     """The report page as one self-contained HTML string.
 
-    >>> html = render_report(scan("datasets/wine-noisy.csv"), summary)  # doctest: +SKIP
-    >>> "Export decisions" in html  # doctest: +SKIP
+    >>> from labelaudit.scan import scan
+    >>> result = scan("datasets/wine-noisy.csv")
+    >>> "Export decisions" in render_report(result, result.summary())
     True
     """
     from markupsafe import Markup
@@ -58,8 +59,10 @@ def build_payload(result, summary: dict) -> dict:
 
     `review` is embedded as JSON for the page's script; the rest is laid out by the template.
 
-    >>> page = build_payload(result, result.summary())  # doctest: +SKIP
-    >>> page["review"]["n_embedded"] <= result.settings.top_k  # doctest: +SKIP
+    >>> from labelaudit.scan import scan
+    >>> result = scan("datasets/wine-noisy.csv")
+    >>> page = build_payload(result, result.summary())
+    >>> page["review"]["n_embedded"] <= result.settings.top_k
     True
     """
     return {
