@@ -20,8 +20,9 @@ from typing import Annotated, get_type_hints
 import typer
 import typer.core
 
+from . import settings as declarations
 from .errors import UsageError
-from .settings import ScanSettings, declared, field_named, panel
+from .settings import declared, field_named, panel
 
 
 class _GuardedGroup(typer.core.TyperGroup):
@@ -104,7 +105,7 @@ def settings_options(*names: str, help: dict[str, str] | None = None):
     ['quiet', 'cv', 'audit']
     """
     chosen = ([field_named(name) for name in names] if names else
-              [f for f in fields(ScanSettings) if declared(f).help is not None])
+              [f for f in fields(declarations.ScanSettings) if declared(f).help is not None])
 
     def decorate(command):
         # typer reads a command's options from its signature.
@@ -120,7 +121,7 @@ def _option(f, help_text: str | None) -> inspect.Parameter:
     """The keyword parameter that typer turns into the option of settings field `f`."""
     setting = declared(f)
     kind = (_choice_enum(f.name) if setting.choices else Path if setting.path else
-            get_type_hints(ScanSettings)[f.name])
+            get_type_hints(declarations.ScanSettings)[f.name])
     default = kind(f.default) if setting.choices and f.default is not None else f.default
     if f.default is None:
         kind = kind | None
@@ -190,7 +191,7 @@ def scan(
 ) -> None:
     """Train with the gap watched; when it climbs steeply, rank likely label errors."""
     from .progress import Progress
-    from .scan import check_out_dir, write_outputs
+    from .scan import ScanSettings, check_out_dir, write_outputs
     from .scan import scan as run_scan
 
     if fail_above is not None and not 0 <= fail_above <= 1:
@@ -355,6 +356,7 @@ def selftest_command(
 ) -> None:
     """Flip known labels in a temporary copy of PATH, scan it, and say how many were found."""
     from .progress import Progress
+    from .scan import ScanSettings
     from .selftest import selftest
 
     settings = ScanSettings(**settings_values(given), audit="always")
