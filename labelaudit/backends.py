@@ -10,8 +10,8 @@ import os
 import re
 
 from .errors import UsageError
+from .settings import check_setting
 
-BACKENDS = ("local", "dask")
 SCHEDULER_ENV = "LABELAUDIT_DASK_SCHEDULER"
 # distributed's comm schemes. inproc addresses (ip/pid/n) only name a scheduler in this process.
 SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
@@ -29,8 +29,7 @@ def execute(X, y, jobs: list[dict], *, backend: str = "local", n_jobs: int = 1,
     if backend == "dask":
         yield from _on_dask(X, y, jobs, scheduler=scheduler, progress=progress)
         return
-    if backend != "local":
-        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    check_setting("backend", backend)  # a library caller skips validate_settings
     n_jobs = _effective_jobs(n_jobs, len(jobs))
     if n_jobs == 1:
         for job in jobs:
@@ -66,8 +65,7 @@ def auto_jobs(n_samples: int) -> int:
 
 
 def _effective_jobs(n_jobs: int, n_tasks: int) -> int:
-    if n_jobs == 0:
-        raise UsageError("--n-jobs must not be 0; use 1 for serial, -1 for all cores")
+    check_setting("n_jobs", n_jobs)
     from joblib import cpu_count
 
     cores = cpu_count()

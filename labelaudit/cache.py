@@ -92,7 +92,7 @@ def check_cache(cache: str | os.PathLike, *, inputs=()) -> None:
     """Refuse, before any work, a cache folder in the dataset, another user's, or one that
     cannot be written.
 
-    >>> check_cache("labelaudit-report/cache", inputs=["datasets/wine-noisy.csv"])  # doctest: +SKIP
+    >>> check_cache("labelaudit-report/cache", inputs=["datasets/wine-noisy.csv"])
     """
     from .outputs import check_writable
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from .errors import UsageError
+from .settings import check_setting
 
-KINDS = ("images", "tabular", "text")
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 )
@@ -130,8 +130,7 @@ def load_dataset(
         raise UsageError(f"{path}: no such file or folder; check the path")
     if not os.access(path, os.R_OK) or (path.is_dir() and not os.access(path, os.X_OK)):
         raise UsageError(f"{path}: permission denied; make it readable (chmod u+r) and retry")
-    if kind is not None and kind not in KINDS:
-        raise UsageError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    check_setting("kind", kind)
     guessed = detect_kind(path)
     if guessed == "images":
         if kind not in (None, "images"):

@@ -414,7 +414,7 @@ def check_out_dir(data_path: Path, out: Path, *, cache: str | Path | None = None
     write there. The cache: in the dataset, not writable, or another user's.
 
     >>> check_out_dir(Path("datasets/wine-noisy.csv"), Path("labelaudit-report"),
-    ...               cache="labelaudit-report/cache")  # doctest: +SKIP
+    ...               cache="labelaudit-report/cache")
     """
     from .cache import check_cache
     from .outputs import REPORT_FILES, check_out, check_writable, recover

@@ -364,10 +364,7 @@ def training_dynamics(results: list[FoldResult], n_samples: int, n_classes: int)
 
 
 def history_frame(results: list[FoldResult]):
-    """One table: fold, epoch, train_loss, val_loss, gap."""
-    import pandas as pd
+    """The folds' loss histories as one table: fold, epoch, train_loss, val_loss, gap."""
+    from .gap import history_frame as loss_history
 
-    rows = [{"fold": r.fold, **h} for r in results for h in r.history]
-    frame = pd.DataFrame(rows, columns=["fold", "epoch", "train_loss", "val_loss"])
-    frame["gap"] = frame["val_loss"] - frame["train_loss"]
-    return frame.sort_values(["fold", "epoch"], kind="stable").reset_index(drop=True)
+    return loss_history([{"fold": r.fold, **h} for r in results for h in r.history])
