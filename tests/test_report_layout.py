@@ -66,6 +66,29 @@ OVERLAPS = """
 }
 """
 
+# Cells narrower than a few characters, and header words split over lines.
+CRAMPED = """
+(limit) => {
+  const found = [];
+  for (const td of document.querySelectorAll(
+      "#samples tbody tr:nth-child(-n+" + limit + ") td")) {
+    const width = td.getBoundingClientRect().width;
+    if (td.cellIndex > 0 && width > 0 && width < 44) {  // the rank is a short number
+      found.push("cell " + td.cellIndex + " is " + width + " px wide");
+    }
+  }
+  for (const th of document.querySelectorAll("#samples thead th")) {
+    if (!th.getBoundingClientRect().width) continue;
+    const words = th.textContent.trim().split(/\\s+/).length;
+    const range = document.createRange();
+    range.selectNodeContents(th);
+    const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+    if (lines > words) found.push("header '" + th.textContent.trim() + "' breaks inside a word");
+  }
+  return found.slice(0, 10);
+}
+"""
+
 
 @pytest.fixture(scope="module")
 def table_report(tmp_path_factory) -> Path:
@@ -99,6 +122,9 @@ def test_review_rows_do_not_overlap_at_any_width(
     overlaps = page.evaluate(OVERLAPS, 8)
     shot = _screenshot(page, f"review-{kind}-{width}.png", tmp_path)
     assert overlaps == [], f"{kind} at {width} px ({shot}): {overlaps}"
+    # Readable, not only apart: no column squeezed to a sliver, no header word broken in two.
+    cramped = page.evaluate(CRAMPED, 8)
+    assert cramped == [], f"{kind} at {width} px ({shot}): {cramped}"
     # Nothing wider than the window: no sideways scrolling to reach the decision buttons.
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"{kind} at {width} px is {overflow} px wider than the window"
