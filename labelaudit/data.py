@@ -529,7 +529,7 @@ def read_table(path: Path, *, encoding: str = "utf-8"):
     >>> read_table(Path("datasets/wine-noisy.csv")).shape
     (178, 15)
     """
-    return _read_table(Path(path), encoding=encoding)[0]
+    return _read_table(Path(path), encoding=encoding)
 
 
 def separator(path: str | os.PathLike) -> str:
@@ -557,23 +557,15 @@ def read_as_text(path: str | os.PathLike, *, encoding: str = "utf-8", header: bo
                        low_memory=False)
 
 
-def _read_table(path: Path, *, encoding: str):
-    """(typed frame, text frame or None): csv/tsv cells also as written, in the frame's columns."""
+def _read_table(path: Path, *, encoding: str, as_text=lambda names: ()):
+    """Read a table into a typed DataFrame; in csv/tsv files the columns `as_text(header names)`
+    picks are read as the text written there ('007' stays '007', 'NA' is text, '' is missing)."""
     import pandas as pd
 
     suffix = path.suffix.lower()
-    # Numbers as written: pandas before 3.1 parses decimals to the nearest float only when asked.
-    exact = {} if tuple(map(int, pd.__version__.split(".")[:2])) >= (3, 1) else {
-        "float_precision": "round_trip"}
-    text = None
     try:
         if suffix in (".csv", ".tsv"):
-            frame = pd.read_csv(path, sep=separator(path), encoding=encoding, low_memory=False,
-                                **exact)
-            text = read_as_text(path, encoding=encoding, header=False)
-            # pandas renames a repeated name (label, label.1): the file's own header tells.
-            _refuse_duplicates(path, text.iloc[0].tolist())
-            text = text.iloc[1:].reset_index(drop=True)
+            frame = _read_csv(path, encoding=encoding, as_text=as_text)
         elif suffix == ".parquet":
             frame = _read_parquet(path)
         elif suffix == ".jsonl":
@@ -589,9 +581,38 @@ def _read_table(path: Path, *, encoding: str):
     _refuse_duplicates(path, list(frame.columns))
     if len(frame) == 0:
         raise UsageError(f"{path}: the table has a header but no rows; add data rows")
-    if text is not None:
-        text.columns = frame.columns
-    return frame, text
+    return frame
+
+
+def _read_csv(path: Path, *, encoding: str, as_text):
+    """One pandas read of a csv/tsv file: the `as_text` columns as text, the rest typed."""
+    import pandas as pd
+    from pandas._libs.parsers import STR_NA_VALUES  # the strings pandas reads as missing
+
+    names = _csv_header(path, encoding=encoding)
+    # pandas renames a repeated name (label, label.1): the file's own header tells.
+    _refuse_duplicates(path, names)
+    wanted = set(as_text(names))
+    text = {i for i, name in enumerate(names) if name in wanted}
+    # Columns by position: pandas names an unnamed one 'Unnamed: 2'.
+    missing = {i: [""] if i in text else sorted(STR_NA_VALUES) for i in range(len(names))}
+    # Numbers as written: pandas before 3.1 parses decimals to the nearest float only when asked.
+    exact = {} if tuple(map(int, pd.__version__.split(".")[:2])) >= (3, 1) else {
+        "float_precision": "round_trip"}
+    return pd.read_csv(path, sep=separator(path), encoding=encoding, low_memory=False,
+                       dtype=dict.fromkeys(text, str), keep_default_na=False,
+                       na_values=missing, **exact)
+
+
+def _csv_header(path: Path, *, encoding: str) -> list[str]:
+    """The names in the header row of a csv/tsv file as written (pandas skips blank lines and
+    a byte order mark too); [] for a file with no rows, which pandas then refuses."""
+    import csv
+
+    with open(path, encoding=encoding, newline="") as f:
+        if f.read(1) != "\ufeff":
+            f.seek(0)
+        return next((row for row in csv.reader(f, delimiter=separator(path)) if row), [])
 
 
 def _unreadable(path: Path, exc: Exception, *, encoding: str) -> UsageError:
@@ -766,31 +787,23 @@ def _where_undecodable(path: Path, encoding: str) -> str:
     return "at the end of the file"
 
 
-def _with_text(frame, text, columns):
-    """`frame` with csv/tsv `columns` as the text written in the file (ids '007', a class 'NA');
-    an empty cell stays missing."""
-    if text is None or not columns:
-        return frame
-    frame = frame.copy()
-    for column in columns:
-        values = text[column].loc[frame.index].to_numpy(dtype=object)  # rows may be dropped
-        frame[column] = np.where(values == "", np.nan, values)
-    return frame
-
-
-def _choose_label_column(frame, path: Path, label_column: str | None) -> str:
-    columns = list(frame.columns)
+def _guess_label_column(columns, label_column: str | None) -> str | None:
+    """The column named by --label-column, else the first of LABEL_CANDIDATES (any case)."""
     if label_column is not None:
-        if label_column not in columns:
-            raise UsageError(
-                f"{path}: no column {label_column!r} (columns: {', '.join(columns)}); "
-                "pass --label-column with one of these"
-            )
         return label_column
     lower = {c.lower(): c for c in columns}
-    for candidate in LABEL_CANDIDATES:
-        if candidate in lower:
-            return lower[candidate]
+    return next((lower[c] for c in LABEL_CANDIDATES if c in lower), None)
+
+
+def _choose_label_column(columns, path: Path, label_column: str | None) -> str:
+    chosen = _guess_label_column(columns, label_column)
+    if chosen in columns:
+        return chosen
+    if label_column is not None:
+        raise UsageError(
+            f"{path}: no column {label_column!r} (columns: {', '.join(columns)}); "
+            "pass --label-column with one of these"
+        )
     raise UsageError(
         f"{path}: no label column found (looked for {', '.join(LABEL_CANDIDATES)}; "
         f"columns: {', '.join(columns)}); pass --label-column NAME"
@@ -931,10 +944,10 @@ def load_table(
     >>> ds.kind, ds.label_column
     ('tabular', 'label')
     """
-    frame, text = _read_table(path, encoding=encoding)
-    label_column = _choose_label_column(frame, path, label_column)
+    frame = _read_table(path, encoding=encoding, as_text=lambda names: (
+        _guess_label_column(names, label_column), id_column, text_column))
+    label_column = _choose_label_column(list(frame.columns), path, label_column)
     _check_columns(frame, path, label_column, id_column=id_column, text_column=text_column)
-    frame = _with_text(frame, text, [c for c in (label_column, id_column) if c])
     ids = _ids(frame, path, id_column)
     warn, skipped = [], []
     missing = frame[label_column].isna()
@@ -956,8 +969,7 @@ def load_table(
     common = dict(path=str(path), ids=ids.to_numpy(dtype=object), labels=labels,
                   classes=tuple(classes), label_column=label_column, skipped=tuple(skipped))
     if text_column is not None:
-        texts = _with_text(frame, text, [text_column])[text_column]
-        texts = texts.map(lambda v: "" if v is None or v != v else str(v))
+        texts = frame[text_column].map(lambda v: "" if v is None or v != v else str(v))
         ds = Dataset(kind="text", inputs=texts.to_numpy(dtype=object), text_column=text_column,
                      warnings=tuple(warn), **common)
     else:
