@@ -6,9 +6,15 @@ the scan follows), so the copy holds exactly the samples the scan saw. Tables ke
 and the row order, with the label column rewritten and removed rows dropped, in the same file
 format; every CSV written reads back to the same cells, whatever they hold. The copy is written
 to a staging folder and moved into place, and FIXED/changes.csv records every applied decision.
+An --out that ends in the table's suffix (wine-fixed.csv) is the corrected file itself, with its
+change log beside it (wine-fixed.changes.csv); any other --out is a folder.
 
 Ids follow the loader's rules (labelaudit.data.load_dataset): an image's id is its POSIX path
-relative to the folder, a row's id is its --id-column value, else its 0-based row number.
+relative to the folder, a row's id is its --id-column value, else its 0-based row number. Row
+numbers shift when rows are removed, so a table without an id column gets one in its copy:
+`labelaudit_row`, appended as the last column (every other column keeps its place), holding each
+row's number in the original; a re-scan of the copy takes it as the id column, so the changes
+file's ids still name the same samples.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from .decisions import DECISION_COLUMNS, DECISIONS, as_decisions
 from .errors import UsageError
 
 CHANGES_FILE = "changes.csv"
+ROW_COLUMN = "labelaudit_row"  # the copy's id column when the original's ids were row numbers
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl")
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,8 @@ class ApplyResult:
     changes: object  # DataFrame: id, given_label, decision, new_label[, old_path, new_path]
     counts: dict = field(default_factory=dict)  # keep, relabel, remove, unchanged, n_samples
     dry_run: bool = False
+    changes_file: Path | None = None  # where changes.csv is (or would be) written
+    row_column: str | None = None  # ROW_COLUMN when the copy got it: scan it as the id column
 
     def changes_csv(self) -> str:
         """changes.csv as text (what `apply --dry-run` prints); it reads back exactly."""
@@ -65,6 +75,9 @@ def apply_decisions(
 ) -> ApplyResult:
     """Write a corrected copy of `data` into `out` following `decisions`; `data` is only read.
 
+    For a table, an `out` ending in its suffix is the corrected file, its change log beside it
+    as `<stem>.changes.csv`; otherwise `out` is a folder holding the copy and changes.csv. An
+    existing file is replaced only with `force`, and only when its change log lies beside it.
     `decisions` is a path (decisions.csv exported from report.html) or a DataFrame with the
     same columns. With `dry_run`, nothing is written and the result says what would change.
     Image ids are read as the scan reads them (through symlinks inside the folder; outside it
@@ -86,7 +99,13 @@ def apply_decisions(
     decisions = as_decisions(decisions)
     if not data.exists():
         raise UsageError(f"{data}: no such file or folder; check the path")
-    _check_out(data, out, force=force, dry_run=dry_run, decisions_path=decisions_path)
+    as_file = _out_is_file(data, out)
+    if as_file:
+        _check_out_file(data, out, force=force, dry_run=dry_run, decisions_path=decisions_path)
+    else:
+        _check_out(data, out, force=force, dry_run=dry_run, decisions_path=decisions_path)
+    if id_column is None and data.is_file() and ROW_COLUMN in _columns(data, encoding):
+        id_column = ROW_COLUMN  # a copy apply wrote: its rows are numbered as in the original
     ds = load_dataset(data, label_column=label_column, id_column=id_column, encoding=encoding,
                       follow_symlinks=follow_symlinks)
     if ds.kind == "images":
@@ -95,7 +114,87 @@ def apply_decisions(
     if ds.kind == "images":
         return _apply_images(ds, data, plan, out, dry_run=dry_run)
     return _apply_table(ds, data, plan, out, dry_run=dry_run, label_column=ds.label_column,
-                        id_column=id_column, encoding=encoding)
+                        id_column=id_column, encoding=encoding, as_file=as_file)
+
+
+def changes_file_of(out: str | os.PathLike) -> Path:
+    """The change log beside a corrected table file: wine-fixed.csv -> wine-fixed.changes.csv.
+
+    >>> changes_file_of("fixed/wine-fixed.csv").as_posix()
+    'fixed/wine-fixed.changes.csv'
+    """
+    out = Path(out)
+    return out.with_name(f"{out.stem}.changes.csv")
+
+
+def _out_is_file(data: Path, out: Path) -> bool:
+    """Whether --out names the corrected table file (it ends in the table's suffix) rather than
+    a folder; refuses a table suffix that the copy cannot have."""
+    suffix = out.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        return False
+    if data.is_dir():
+        raise UsageError(f"--out {out} ends in {suffix}, which names a corrected table file, but "
+                         f"{data} is an image folder; name a folder without a table suffix, e.g. "
+                         "--out ./fixed")
+    if data.suffix.lower() != suffix:
+        raise UsageError(f"--out {out} ends in {suffix}, but the corrected copy keeps the format "
+                         f"of {data} ({data.suffix}): pass --out {out.stem}{data.suffix} for the "
+                         f"file, or a name without a table suffix for a folder")
+    return True
+
+
+def _check_out_file(data: Path, out: Path, *, force: bool, dry_run: bool,
+                    decisions_path) -> None:
+    """Refuse an --out file (or its change log) that is an input, or that apply did not write.
+
+    A file is replaced only with `force` and only when its change log lies beside it: apply
+    writes the two together, so a file without one is somebody else's.
+    """
+    from .outputs import check_writable
+
+    log = changes_file_of(out)
+    for path in (out, log):
+        for source, what in ((data, "the dataset"), (decisions_path, "the decisions file")):
+            if source is not None and path.resolve() == Path(source).resolve():
+                raise UsageError(f"--out {out} would write {path}, which is {what}; apply never "
+                                 "writes over its input: choose another --out")
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise UsageError(f"{path} exists and is not a plain file (a folder or a symlink); "
+                             "apply never writes there: choose another --out")
+    if dry_run:
+        return
+    check_writable(out.parent, option="--out")
+    existing = [p for p in (out, log) if p.exists()]
+    if existing and not force:
+        raise UsageError(f"{existing[0]} already exists; pass --force to replace the corrected "
+                         f"file and change log apply wrote, or choose another --out")
+    if log.exists() and not _is_change_log(log):
+        raise UsageError(f"{log} exists and is not a change log apply wrote; labelaudit never "
+                         "replaces a file it did not write: move it or choose another --out")
+    if out.exists() and not log.exists():
+        raise UsageError(f"--out {out} exists but no change log {log.name} lies beside it, so "
+                         "labelaudit did not write it and never replaces it: choose another "
+                         "--out")
+
+
+def _is_change_log(path: Path) -> bool:
+    """Whether `path` starts as every changes.csv apply writes."""
+    header = ",".join(DECISION_COLUMNS)
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.readline().rstrip("\r\n").startswith(header)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _columns(path: Path, encoding: str) -> list[str]:
+    """A table's column names ([] for a file that is no table; the loader says why)."""
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        return []
+    from .data import read_table
+
+    return [str(c) for c in read_table(path, encoding=encoding).columns]
 
 
 def _is_frame(value) -> bool:
@@ -249,7 +348,8 @@ def _apply_images(ds, root: Path, steps, out: Path, *, dry_run: bool) -> ApplyRe
     paths = {s.id: (new_path.get(s.id, "") if s.decision != "keep" else s.id) for s in steps}
     changes = _changes_frame(steps, paths)
     result = ApplyResult(out=out, kind="images", written=out, changes=changes,
-                         counts=_counts(steps, ds.n_samples), dry_run=dry_run)
+                         counts=_counts(steps, ds.n_samples), dry_run=dry_run,
+                         changes_file=out / CHANGES_FILE)
     if dry_run:
         return result
     with staged(out) as staging:
@@ -356,12 +456,12 @@ def _write_changes(changes, path: Path) -> None:
 
 
 def _apply_table(ds, path: Path, steps, out: Path, *, dry_run: bool, label_column: str,
-                 id_column: str | None, encoding: str) -> ApplyResult:
+                 id_column: str | None, encoding: str, as_file: bool = False) -> ApplyResult:
     import numpy as np
 
     from .outputs import staged
 
-    if path.name == CHANGES_FILE:
+    if path.name == CHANGES_FILE and not as_file:
         raise UsageError(f"{path}: the table is named {CHANGES_FILE}, like the change log apply "
                          "writes beside it; rename the table first")
     ids = _row_ids(path, id_column, encoding)
@@ -382,18 +482,43 @@ def _apply_table(ds, path: Path, steps, out: Path, *, dry_run: bool, label_colum
         elif step.decision == "relabel":
             relabel[row] = step.new_label
     changes = _changes_frame(steps)
-    written = out / path.name
+    written, log = (out, changes_file_of(out)) if as_file else (out / path.name,
+                                                               out / CHANGES_FILE)
+    numbered = id_column is None  # ids were row numbers: the copy keeps them in ROW_COLUMN
     result = ApplyResult(out=out, kind="table", written=written, changes=changes,
-                         counts=_counts(steps, ds.n_samples), dry_run=dry_run)
+                         counts=_counts(steps, ds.n_samples), dry_run=dry_run, changes_file=log,
+                         row_column=ROW_COLUMN if numbered else None)
     if dry_run:
         return result
     writer = {".csv": _write_csv, ".tsv": _write_csv, ".parquet": _write_parquet,
               ".jsonl": _write_jsonl}[path.suffix.lower()]
-    with staged(out) as staging:
-        writer(path, staging / path.name, label_column=label_column, rows=rows,
-               sample_class=sample_class, relabel=relabel, drop=drop, encoding=encoding)
-        _write_changes(changes, staging / CHANGES_FILE)
+
+    def write(table: Path, changes_csv: Path) -> None:
+        writer(path, table, label_column=label_column, rows=rows, sample_class=sample_class,
+               relabel=relabel, drop=drop, encoding=encoding, numbered=numbered)
+        _write_changes(changes, changes_csv)
+
+    if as_file:
+        _write_beside(written, log, write)
+    else:
+        with staged(out) as staging:
+            write(staging / path.name, staging / CHANGES_FILE)
     return result
+
+
+def _write_beside(table: Path, log: Path, write) -> None:
+    """write(table, log) into temporary names beside them, then move both into place: the
+    change log first, so a corrected file in place always has its log beside it."""
+    table.parent.mkdir(parents=True, exist_ok=True)
+    drafts = [path.with_name(f".{path.name}.labelaudit-draft-{os.getpid()}")
+              for path in (table, log)]
+    try:
+        write(*drafts)
+        os.replace(drafts[1], log)
+        os.replace(drafts[0], table)
+    finally:
+        for draft in drafts:
+            draft.unlink(missing_ok=True)
 
 
 def _row_ids(path: Path, id_column: str | None, encoding: str) -> list[str]:
@@ -419,7 +544,7 @@ def _raw_value_of(raw_labels, rows, sample_class) -> dict:
 
 
 def _write_csv(source: Path, target: Path, *, label_column, rows, sample_class, relabel, drop,
-               encoding) -> None:
+               encoding, numbered=False) -> None:
     from .data import read_as_text, separator
     from .outputs import write_csv
 
@@ -431,11 +556,13 @@ def _write_csv(source: Path, target: Path, *, label_column, rows, sample_class, 
     for row, name in relabel.items():
         labels[row] = value[name]
     frame[label_column] = labels
+    if numbered:
+        frame[ROW_COLUMN] = [str(r) for r in range(len(frame))]
     write_csv(frame[~drop], target, sep=separator(source), encoding=encoding)
 
 
 def _write_parquet(source: Path, target: Path, *, label_column, rows, sample_class, relabel,
-                   drop, encoding) -> None:
+                   drop, encoding, numbered=False) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -447,11 +574,13 @@ def _write_parquet(source: Path, target: Path, *, label_column, rows, sample_cla
     for row, name in relabel.items():
         labels[row] = value[name]
     table = table.set_column(index, table.schema.field(index), pa.array(labels, type=column.type))
+    if numbered:
+        table = table.append_column(ROW_COLUMN, pa.array(range(table.num_rows), type=pa.int64()))
     pq.write_table(table.filter(pa.array(~drop)), target)
 
 
 def _write_jsonl(source: Path, target: Path, *, label_column, rows, sample_class, relabel, drop,
-                 encoding) -> None:
+                 encoding, numbered=False) -> None:
     # Rows as pandas' read_json(lines=True) (the loader) counts them: split on '\n' alone, and a
     # line blank after strip() is no row. str.splitlines() would also split on U+2028, U+0085,
     # ... inside JSON strings. A line's '\r' (CRLF files) stays with it, so copies are exact.
@@ -470,4 +599,19 @@ def _write_jsonl(source: Path, target: Path, *, label_column, rows, sample_class
                 record[label_column] = value[relabel[row]]
                 ending = "\r" if line.endswith("\r") else ""
                 line = json.dumps(record, ensure_ascii=False) + ending
+            if numbered:
+                line = _with_row_number(line, row)
             handle.write(line + "\n")
+
+
+def _with_row_number(line: str, row: int) -> str:
+    """A JSON object's line with ROW_COLUMN added as its last key, every other byte kept.
+
+    >>> _with_row_number('{"x": 1}\\r', 7)
+    '{"x": 1, "labelaudit_row": 7}\\r'
+    """
+    ending = "\r" if line.endswith("\r") else ""
+    body = line[:len(line) - len(ending)].rstrip()
+    inner = body[:-1].rstrip()  # the loader read each line as one object: it ends in '}'
+    comma = "" if inner.lstrip().endswith("{") else ", "
+    return f'{inner}{comma}"{ROW_COLUMN}": {row}}}{ending}'

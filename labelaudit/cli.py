@@ -22,7 +22,7 @@ import typer.core
 
 from . import settings as declarations
 from .errors import UsageError
-from .settings import declared, field_named, panel
+from .settings import declared, default_out, field_named, panel
 
 
 class _GuardedGroup(typer.core.TyperGroup):
@@ -81,8 +81,10 @@ def _version() -> str:
 
     try:
         return version("labelaudit")
-    except PackageNotFoundError:
-        return "(not installed)"
+    except PackageNotFoundError:  # run from a source tree
+        from . import __version__
+
+        return __version__
 
 
 app = typer.Typer(
@@ -90,8 +92,18 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
     help="Watch the generalization gap; when it climbs steeply, find the mislabeled samples.",
 )
+
+
+def switch(*names: str, help: str):
+    """A boolean flag option: only its own name, no type and no default in --help.
+
+    >>> switch("--json", help="Print JSON.").metavar
+    ''
+    """
+    return typer.Option(*names, help=help, metavar="", show_default=False)
 
 
 def settings_options(*names: str, help: dict[str, str] | None = None):
@@ -125,8 +137,13 @@ def _option(f, help_text: str | None) -> inspect.Parameter:
     default = kind(f.default) if setting.choices and f.default is not None else f.default
     if f.default is None:
         kind = kind | None
-    option = typer.Option(*filter(None, [setting.flag]), help=help_text or setting.help,
-                          rich_help_panel=panel(f))
+    flag = setting.flag
+    extra = {}
+    if kind is bool:  # a plain switch: --strict, not --strict/--no-strict <bool>
+        flag = flag or "--" + f.name.replace("_", "-")
+        extra = dict(metavar="", show_default=False)
+    option = typer.Option(*filter(None, [flag]), help=help_text or setting.help,
+                          rich_help_panel=panel(f), **extra)
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=Annotated[kind, option])
 
@@ -167,8 +184,18 @@ def _escape(text) -> str:
     return escape(str(text))
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"labelaudit {_version()}\n")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", is_eager=True, callback=_print_version,
+        metavar="")] = False,
+) -> None:
     """labelaudit: audit dataset labels by watching the generalization gap."""
 
 
@@ -178,18 +205,28 @@ def scan(
     path: Annotated[Path, typer.Argument(help="Image folder (class subfolders) or a "
                                          ".csv/.tsv/.parquet/.jsonl table.")],
     *,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
-        "labelaudit-report"),
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Output folder (default: ./NAME.labelaudit, NAME the dataset's).",
+        show_default=False)] = None,
     fail_above: Annotated[float | None, typer.Option(
         help="Exit 1 when the estimated noise rate exceeds this rate (0-1).")] = None,
-    no_cache: Annotated[bool, typer.Option(
-        "--no-cache", help="Do not reuse or store folds and results.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] \
-        = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    no_cache: Annotated[bool, switch("--no-cache",
+                                     help="Do not reuse or store folds and results.")] = False,
+    json_out: Annotated[bool, switch("--json", help="Print summary.json to stdout.")] = False,
+    quiet: Annotated[bool, switch("--quiet", "-q", help="No progress or summary.")] = False,
     **given,
 ) -> None:
-    """Train with the gap watched; when it climbs steeply, rank likely label errors."""
+    """Train with the gap watched; when it climbs steeply, rank likely label errors.
+
+    Writes ./NAME.labelaudit/ (NAME: the dataset's), so no scan replaces another's report.
+
+    [bold]Examples[/]
+
+      labelaudit scan datasets/digits-noisy
+      labelaudit scan reviews.csv --label-column sentiment --id-column review_id
+      labelaudit scan wine-fixed.csv --reviewed wine-fixed.changes.csv
+      labelaudit scan data.parquet --fail-above 0.05 --json > summary.json
+    """
     from .progress import Progress
     from .scan import ScanSettings, check_out_dir, write_outputs
     from .scan import scan as run_scan
@@ -197,6 +234,7 @@ def scan(
     if fail_above is not None and not 0 <= fail_above <= 1:
         fail(f"--fail-above must be a rate between 0 and 1, not {fail_above}")
     values = settings_values(given)
+    out = out if out is not None else default_out(path)
     if no_cache:
         values["cache_dir"] = None
     elif values["cache_dir"] is None:
@@ -257,20 +295,33 @@ def apply_command(
     data: Annotated[Path, typer.Argument(help="The dataset that was scanned (image folder or "
                                          "table); it is only read.")],
     decisions: Annotated[Path, typer.Argument(help="decisions.csv exported from report.html.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the corrected copy.")],
-    force: Annotated[bool, typer.Option(
-        help="Replace what labelaudit wrote in an existing --out; other files there are kept.")] \
-        = False,
-    dry_run: Annotated[bool, typer.Option(help="Print the changes (CSV on stdout); write "
-                                          "nothing.")] = False,
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="The corrected copy. For a table, a name ending in its suffix "
+        "(fixed.csv) is the corrected file, its change log beside it (fixed.changes.csv); any "
+        "other name is a folder holding the copy and changes.csv.")],
+    force: Annotated[bool, switch("--force", help=(
+        "Replace what apply wrote at an existing --out (a file only with its change log "
+        "beside it); nothing else is touched."))] = False,
+    dry_run: Annotated[bool, switch("--dry-run", help="Print the changes (CSV on stdout); "
+                                                      "write nothing.")] = False,
     label_column: Annotated[str | None, typer.Option(help="Table column with the labels.")] \
         = None,
     id_column: Annotated[str | None, typer.Option(help="Table column with stable ids.")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of csv/tsv/jsonl files.")] = "utf-8",
-    follow_symlinks: Annotated[bool, typer.Option(
-        help="Follow symlinks that lead outside the dataset folder, as scan did.")] = False,
+    follow_symlinks: Annotated[bool, switch("--follow-symlinks", help=(
+        "Follow symlinks that lead outside the dataset folder, as scan did."))] = False,
 ) -> None:
-    """Write a corrected copy of DATA following the review decisions; DATA is never modified."""
+    """Write a corrected copy of DATA following the review decisions; DATA is never modified.
+
+    A table without an id column gets one in the copy, labelaudit_row (the original row
+    numbers), so a re-scan with --reviewed still finds the reviewed samples.
+
+    [bold]Examples[/]
+
+      labelaudit apply datasets/wine-noisy.csv decisions.csv --out wine-fixed.csv
+      labelaudit scan wine-fixed.csv --reviewed wine-fixed.changes.csv
+      labelaudit apply datasets/digits-noisy decisions.csv --out digits-fixed --dry-run
+    """
     from .apply import apply_decisions
 
     try:
@@ -287,7 +338,7 @@ def apply_command(
         _console().print(_escape(f"dry run, nothing written: {tally}"), soft_wrap=True)
     else:
         _console().print(_escape(f"wrote {result.written}: {tally}; the list is in "
-                                 f"{result.out / 'changes.csv'}"), soft_wrap=True)
+                                 f"{result.changes_file}"), soft_wrap=True)
 
 
 @app.command()
@@ -384,8 +435,8 @@ def _print_selftest(console, result: dict) -> None:
     table.add_column()
     table.add_row("dataset", _escape(f"{result['path']} ({result['kind']}, {result['n_samples']} "
                                      f"samples, {result['n_classes']} classes)"))
-    table.add_row("injected", f"{result['n_injected']} label errors "
-                              f"({result['injected_rate']:.1%})")
+    table.add_row("injected", f"{result['n_injected']} label errors (realised rate "
+                              f"{result['injected_rate']:.1%}, --inject {result['inject']:g})")
     table.add_row("flagged", f"{result['n_flagged']} samples")
     table.add_row("precision", f"{result['precision']:.3f}")
     table.add_row("recall", f"{result['recall']:.3f}")

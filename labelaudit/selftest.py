@@ -1,10 +1,12 @@
 """How far to trust the ranking on your kind of data: inject known label errors, scan, score.
 
-`selftest` loads the user's dataset, flips a share of its labels with cleanlab's noise generation
-(`labelaudit.noise.inject_noise`), writes that noisy copy into a temporary folder with the same
-writer `labelaudit apply` uses (image files moved into their new class folders, tables rewritten
-in their own format), runs the very same scan on it with the audit forced on, and scores the
-scan's verdicts against the known flips. The input is only read; the copy is removed afterwards.
+`selftest` loads the user's dataset, flips exactly the share of its labels asked for
+(round(rate * n) samples) with cleanlab's noise generation (`labelaudit.noise.inject_noise`,
+topped up or trimmed to the exact count), writes that noisy copy into a temporary folder with
+the same writer `labelaudit apply` uses (image files moved into their new class folders, tables
+rewritten in their own format), runs the very same scan on it with the audit forced on, and
+scores the scan's verdicts against the known flips. The input is only read; the copy is removed
+afterwards.
 
 Errors already present in the data are not known, so they count as false positives: the
 precision reported is a lower bound on data that was not clean to begin with.
@@ -40,7 +42,7 @@ def selftest(path, *, inject: float = 0.1, settings: ScanSettings = DEFAULT_SETT
     >>> report = selftest("datasets/wine-clean.csv", inject=0.1,
     ...                   settings=ScanSettings(epochs=3, cv=3))
     >>> report["n_injected"], sorted(k for k in report if k in ("precision", "recall", "auprc"))
-    (13, ['auprc', 'precision', 'recall'])
+    (18, ['auprc', 'precision', 'recall'])
     """
     from .apply import apply_decisions
     from .data import load_dataset
@@ -68,7 +70,7 @@ def selftest(path, *, inject: float = 0.1, settings: ScanSettings = DEFAULT_SETT
     try:
         noisy = inject_noise(ds.labels, inject, n_classes=ds.n_classes,
                              frac_zero_noise_rates=frac_zero_noise_rates,
-                             random_state=settings.seed)
+                             random_state=settings.seed, exact=True)
     except ValueError as exc:  # cleanlab finds no valid noise matrix for this rate
         raise UsageError(f"cannot inject {inject:.0%} label errors into {path} ({exc}); try a "
                          "smaller --inject") from None
@@ -76,8 +78,8 @@ def selftest(path, *, inject: float = 0.1, settings: ScanSettings = DEFAULT_SETT
     if not flipped.any():
         raise UsageError(f"injecting {inject:.0%} into {ds.n_samples} samples flipped no label; "
                          "use a larger --inject or a larger dataset")
-    log(f"selftest: flipped {int(flipped.sum())} of {ds.n_samples} labels "
-        f"({flipped.mean():.1%}) in a temporary copy; {path} is only read")
+    log(f"selftest: flipped {int(flipped.sum())} of {ds.n_samples} labels (realised rate "
+        f"{flipped.mean():.1%}, --inject {inject:g}) in a temporary copy; {path} is only read")
 
     import pandas as pd
 
@@ -92,7 +94,10 @@ def selftest(path, *, inject: float = 0.1, settings: ScanSettings = DEFAULT_SETT
                                label_column=ds.label_column, id_column=settings.id_column,
                                encoding=settings.encoding)
         injected_at = time.perf_counter()
-        result = scan(copy.written, settings, progress=progress, log=log)
+        # A table whose ids were row numbers: its copy numbers them in a column of its own.
+        copy_settings = replace(settings, id_column=copy.row_column) if copy.row_column \
+            else settings
+        result = scan(copy.written, copy_settings, progress=progress, log=log)
     original_id = {}  # a moved image's new path -> the id it has in the user's folder
     if "new_path" in copy.changes.columns:
         original_id = dict(zip(copy.changes["new_path"], copy.changes["id"], strict=True))

@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import Field, dataclass, field, fields
+from pathlib import Path
 from typing import ClassVar
 
 from .errors import UsageError
@@ -355,3 +356,24 @@ def auto_batch_size(n_samples: int) -> int:
 # The report's settings table and the settings the result cache's key leaves out.
 SHOWN = tuple(f.name for f in fields(ScanSettings) if declared(f).shown)
 RESULT_FREE = tuple(f.name for f in fields(RunSettings))
+
+
+# -- where a scan writes --------------------------------------------------------------------------
+
+OUT_SUFFIX = ".labelaudit"
+
+
+def default_out(data) -> Path:
+    """`scan --out`'s default: `<dataset name>.labelaudit` in the working directory, so a scan of
+    another dataset (or of a corrected copy) never replaces an earlier report.
+
+    The name is a table's stem (wine-noisy.csv -> wine-noisy) or a folder's own name.
+
+    >>> default_out("datasets/wine-noisy.csv"), default_out("datasets/digits-noisy/")
+    (PosixPath('wine-noisy.labelaudit'), PosixPath('digits-noisy.labelaudit'))
+    """
+    data = Path(data)
+    name = data.name if data.is_dir() or not data.suffix else data.stem
+    if name in ("", ".", ".."):  # "." or "..": the folder's real name
+        name = data.resolve().name or "dataset"
+    return Path(name + OUT_SUFFIX)

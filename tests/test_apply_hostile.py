@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from labelaudit.apply import apply_decisions
+from labelaudit.apply import _with_row_number, apply_decisions
 from labelaudit.cli import app
 from labelaudit.data import load_dataset, read_table
 from labelaudit.decisions import DECISION_COLUMNS, read_decisions, reviewed_warning
@@ -166,8 +166,9 @@ def test_jsonl_with_raw_unicode_line_separators_is_applied(tmp_path):
     assert frame["label"].tolist() == ["a", "b", "b", "a", "a", "a", "b"]
     assert frame["text"].tolist() == [r["text"] for k, r in enumerate(records) if k != 1]
     copied = written.read_bytes().split(b"\n")
-    for k in (0, 3, 4, 6, 7):  # lines without a decision are copied byte for byte
-        assert lines[k].encode("utf-8") in copied
+    for k in (0, 3, 4, 6, 7):  # lines without a decision are copied byte for byte, but for
+        # the original row number apply appends (the file has no id column)
+        assert _with_row_number(lines[k], k).encode("utf-8") in copied
 
 
 # -- values holding carriage returns -------------------------------------------------------------

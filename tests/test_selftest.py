@@ -89,3 +89,30 @@ def test_selftest_refuses_an_injection_that_flips_nothing(tmp_path):
     frame.to_csv(path, index=False)
     with pytest.raises(UsageError, match="flipped no label|cannot inject"):
         selftest(path, inject=0.01, settings=ScanSettings(epochs=1, cv=2))
+
+
+@pytest.mark.parametrize("frac_zero", [0.0, 0.5])
+def test_selftest_injects_exactly_the_rate_asked_for(tmp_path, frac_zero):
+    frame, _ = make_table(n=150)
+    path = tmp_path / "table.csv"
+    frame.to_csv(path, index=False)
+    result = runner.invoke(app, ["selftest", str(path), "--inject", "0.1", "--epochs", "2",
+                                 "--cv", "2", "--frac-zero-noise-rates", str(frac_zero),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_injected"] == round(0.1 * 150) == 15
+    assert report["injected_rate"] == 15 / 150
+    assert "realised rate 10.0%" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_exact_injection_flips_round_rate_times_n_to_another_class(seed):
+    from labelaudit.noise import inject_noise
+
+    y = np.repeat(np.arange(4), [500, 300, 150, 50])
+    for rate in (0.05, 0.1, 0.3):
+        noisy = inject_noise(y, rate, random_state=seed, exact=True,
+                             frac_zero_noise_rates=0.5 if seed % 2 else 0.0)
+        assert (noisy != y).sum() == round(rate * len(y))
+        assert noisy.min() >= 0 and noisy.max() < 4
