@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-import labelaudit.data
+import labelaudit.images
 from labelaudit.cli import app
 from labelaudit.data import load_dataset
 from labelaudit.errors import UsageError
@@ -420,7 +420,7 @@ def test_an_image_size_too_big_for_memory_is_refused_before_allocating(tmp_path)
 
 def test_the_size_that_fits_is_what_the_message_says(tmp_path, monkeypatch):
     root = classes(tmp_path / "imgs", names=("a", "b"))  # 8 grayscale images
-    monkeypatch.setattr(labelaudit.data, "_memory_bytes", lambda: 8 * 1024**2)
+    monkeypatch.setattr(labelaudit.images, "_memory_bytes", lambda: 8 * 1024**2)
     with pytest.raises(UsageError, match=r"pass --image-size (\d+) or less") as refused:
         load_dataset(root, image_size=1000)
     fits = int(re.search(r"pass --image-size (\d+) or less", str(refused.value)).group(1))
