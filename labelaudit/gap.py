@@ -97,6 +97,39 @@ ADVICE = {
                            "(or validate on more samples) before drawing conclusions.",
 }
 
+# The same verdicts read on labelaudit's own network in `labelaudit scan`: the model is not
+# yours to change, so the advice says what the verdict means for your data and what to do next.
+SCAN_ADVICE = {
+    "converged": "The gap has stopped growing on your data: no sign of label errors at this "
+                 "size. To check the labels anyway, scan with --audit always.",
+    "over-parametrized": "labelaudit's network keeps fitting the training split while "
+                         "validation loss stays flat: ordinary overfitting on your data, not the "
+                         "steep climb that wrong labels cause. No sign of label errors at this "
+                         "size; --audit always checks the labels anyway.",
+    "steep-climb": "The gap climbs steeply: part of your training labels is not explained by "
+                   "the rest, the signature of wrongly assigned labels. Review the flagged "
+                   "samples in report.html, most likely errors first (after --audit never, "
+                   "scan again without it to rank them).",
+    "underfitting": "labelaudit's network could not fit your data closely: the classes may "
+                    "overlap in these features, or, on a large dataset, many wrong labels can "
+                    "look like this. The curves cannot rule label errors out; --audit always "
+                    "checks them.",
+    "too-little-evidence": "The curves are too short or too noisy to read, usually because "
+                           "the folds hold few samples. Scan with more --epochs, or with "
+                           "--audit always to check the labels regardless.",
+}
+
+
+def for_scan(verdict: GapVerdict) -> GapVerdict:
+    """The verdict with the advice for a scan of your data (SCAN_ADVICE), not for your model.
+
+    >>> for_scan(_verdict("converged")).advice == SCAN_ADVICE["converged"]
+    True
+    """
+    from dataclasses import replace
+
+    return replace(verdict, advice=SCAN_ADVICE[verdict.regime])
+
 
 @dataclass(frozen=True)
 class GapVerdict:
@@ -116,7 +149,9 @@ class GapVerdict:
     best_val_epoch: float | None
     epochs: int  # distinct epochs with both losses
     scale: float | None  # training loss at the first epoch (median over folds)
-    advice: str
+    # Advice depends on who reads the verdict (a scan of your data, or your own training log),
+    # not on the curves: two verdicts on the same curves are equal whatever their advice.
+    advice: str = field(compare=False)
     evidence: list[str] = field(default_factory=list)
     folds: int = 0
     train_change: float | None = None  # train-loss slope * run length / scale
@@ -126,6 +161,8 @@ class GapVerdict:
     train_fall_after_best: float | None = None  # its fall from there to the end / scale
     final_gap: float | None = None  # last epoch's gap / scale
     window_start: float | None = None  # first epoch of the later half
+    last_epoch: float | None = None
+    best_val_epochs: list = field(default_factory=list)  # each fold's own, in epoch order
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (summary.json's `gap`, `labelaudit gap --json`)."""
@@ -248,15 +285,105 @@ def _scale(frame) -> float:
     return scale
 
 
-def _climb_start(gap, scale: float) -> float | None:
-    """The gap's last low point before the end, if it has since grown by CLIMB_MIN * scale."""
-    values = gap.rolling(3, center=True, min_periods=1).median().to_numpy()
-    if len(values) < 3:
+def _climb_start(frame, scale: float) -> float | None:
+    """Where the gap's trend turns upward: the knee of a two-piece line fitted to every fold.
+
+    Each fold keeps its own offset, so folds that stop at different epochs do not fake a turn.
+    None when the fitted climb from the knee to the last epoch is under CLIMB_MIN * scale.
+    """
+    epochs = np.sort(frame["epoch"].unique())
+    if len(epochs) < 4:
         return None
-    low = int(np.argmin(values[:-1]))
-    if (values[-1] - values[low]) / scale < CLIMB_MIN:
-        return None
-    return _epoch(gap.index[low])
+    t = frame["epoch"].to_numpy(float)
+    offsets = (frame["fold"].to_numpy()[:, None] == frame["fold"].unique()[None, :]).astype(float)
+    y = frame["gap"].to_numpy(float)
+    n = len(y)
+    best = None
+    for knee in epochs[:-2]:
+        after = np.maximum(t - knee, 0.0)
+        # At the first epoch there is no trend before the knee: a straight climb from the start.
+        columns = [offsets, after] if knee == epochs[0] else [offsets, t, after]
+        design = np.column_stack(columns)
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        before_slope = 0.0 if knee == epochs[0] else coef[-2]
+        after_slope = before_slope + coef[-1]
+        rise = after_slope * (epochs[-1] - knee) / scale
+        # A turn upward: the gap climbs at least twice as fast after the knee as before it.
+        if not (after_slope > 2 * max(before_slope, 0.0) and rise >= CLIMB_MIN):
+            continue
+        sse = max(float(np.sum((design @ coef - y) ** 2)), 1e-12 * scale**2 * n)
+        if knee != epochs[0] and not _turn_is_clear(design, coef[-1], sse):
+            continue
+        # BIC: a knee later than the start costs one more parameter, so noise alone does not
+        # move a straight climb's start.
+        score = n * np.log(sse / n) + design.shape[1] * np.log(n)
+        if best is None or score < best[0] - 1e-9:
+            best = (score, knee)
+    return None if best is None else _epoch(best[1])
+
+
+def _turn_is_clear(design, turn: float, sse: float) -> bool:
+    """Whether the change of slope at the knee is at least three standard errors."""
+    dof = len(design) - design.shape[1]
+    if dof <= 0:
+        return False
+    cov = np.linalg.pinv(design.T @ design) * sse / dof
+    return turn > 3 * np.sqrt(max(cov[-1, -1], 0.0))
+
+
+def fold_facts(history) -> dict:
+    """Each fold's own best validation epoch, and the epochs only some folds reached.
+
+    Returns ``best_epochs`` (fold -> epoch of its lowest validation loss), ``best_epoch`` (their
+    median), and ``partial`` ((first, last, folds) for each run of epochs that not every fold
+    has, folds as a tuple), and ``lines``: the evidence sentences saying so.
+
+    >>> import pandas as pd
+    >>> h = pd.DataFrame({"fold": [1] * 6 + [2] * 3, "epoch": [1, 2, 3, 4, 5, 6, 1, 2, 3],
+    ...                   "train_loss": [1.0] * 9,
+    ...                   "val_loss": [3, 2, 1, 2, 3, 4, 3, 1, 2]})
+    >>> facts = fold_facts(h)
+    >>> facts["best_epochs"], facts["lines"][-1]
+    ({1: 3, 2: 2}, 'epochs 4-6: fold 1 only')
+    """
+    frame = _tidy(history)
+    if not len(frame):
+        return {"best_epochs": {}, "best_epoch": None, "partial": [], "lines": []}
+    best = {_plain(fold): _epoch(part.loc[part["val_loss"].idxmin(), "epoch"])
+            for fold, part in frame.groupby("fold")}
+    median = _epoch(np.median(list(best.values())))
+    n = len(best)
+    lines = []
+    if n > 1:
+        lo, hi = min(best.values()), max(best.values())
+        lines.append(f"best validation epoch, each fold's own: median {median}, range {lo} to "
+                     f"{hi} over {n} folds")
+    folds_at = frame.groupby("epoch")["fold"].apply(lambda f: tuple(sorted(f)))
+    partial = []
+    for epoch, folds in folds_at.items():
+        if len(folds) == n:
+            continue
+        if partial and partial[-1][2] == folds and partial[-1][3] == _previous(folds_at, epoch):
+            partial[-1] = (partial[-1][0], _epoch(epoch), folds, _epoch(epoch))
+        else:
+            partial.append((_epoch(epoch), _epoch(epoch), folds, _epoch(epoch)))
+    partial = [(first, last, folds) for first, last, folds, _ in partial]
+    for first, last, folds in partial:
+        who = (f"fold {folds[0]} only" if len(folds) == 1 else
+               f"folds {', '.join(map(str, folds))} only ({len(folds)} of {n})")
+        lines.append(f"epoch{'s' if last != first else ''} "
+                     f"{first}{f'-{last}' if last != first else ''}: {who}")
+    return {"best_epochs": best, "best_epoch": median, "partial": partial, "lines": lines}
+
+
+def _plain(value):
+    """A numpy scalar as its Python value (fold names as they read in JSON and evidence)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _previous(series, epoch):
+    position = series.index.get_loc(epoch)
+    return _epoch(series.index[position - 1]) if position else None
 
 
 def _epoch(value) -> float | int:
@@ -314,8 +441,9 @@ def diagnose(history) -> GapVerdict:
     train_at_best = float(smooth.loc[plateau_end, "train_loss"])
     fall_after_best = train_at_best - float(smooth["train_loss"].iloc[-1])
     final_gap = float(curve["gap"].iloc[-1]) / scale
-    best_val_epoch = _epoch(curve["val_loss"].idxmin())
-    climb_start = _climb_start(curve["gap"], scale)
+    facts = fold_facts(frame)
+    best_val_epoch = facts["best_epoch"]
+    climb_start = _climb_start(frame, scale)
 
     evidence = [
         f"{epochs} epochs, {folds} fold(s); loss scale (training loss at the first epoch): "
@@ -330,8 +458,9 @@ def diagnose(history) -> GapVerdict:
         f"training loss at the best validation epoch: {train_at_best:.2f} of the scale, "
         f"fallen by {fall_after_best:+.2f} since",
         f"best validation epoch: {best_val_epoch}"
-        + (f"; the gap started to climb at epoch {climb_start}" if climb_start is not None
-           else "; the gap has not climbed from its low"),
+        + (f"; the gap's trend turns upward at epoch {climb_start}" if climb_start is not None
+           else "; the gap's trend has not turned upward"),
+        *facts["lines"],
     ]
     common = dict(slope=gap_t.slope / span, slope_low=gap_t.low / span,
                   slope_high=gap_t.high / span, growth=gap_t.slope,
@@ -339,7 +468,8 @@ def diagnose(history) -> GapVerdict:
                   scale=scale, folds=folds, train_change=train_t.slope, val_change=val_t.slope,
                   final_train=final_train, final_gap=final_gap, train_at_best=train_at_best,
                   train_fall_after_best=fall_after_best,
-                  window_start=_epoch(window_start))
+                  window_start=_epoch(window_start), last_epoch=_epoch(last),
+                  best_val_epochs=sorted(facts["best_epochs"].values()))
 
     if (gap_t.slope >= STEEP_GROWTH and gap_t.low > 0 and val_t.high >= 0
             and train_at_best >= UNLEARNED):

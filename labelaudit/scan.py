@@ -11,7 +11,7 @@ import numpy as np
 
 from . import __version__
 from .errors import UsageError
-from .progress import SILENT, Progress
+from .progress import SILENT, Progress, folds_named
 from .settings import ScanSettings, auto_batch_size, validate_settings
 
 
@@ -154,6 +154,7 @@ def _audit_or_cached(ds, settings: ScanSettings, *, progress: Progress, lap):
         result_key(dataset_fingerprint(ds), settings))
     found = cache.get("result")
     if found is not None:
+        progress.stage("reusing the result of an earlier scan of the same data and settings")
         lap("cached_result")
     else:
         found = _audit(ds, settings, progress=progress, lap=lap)
@@ -191,14 +192,23 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
     X = make_features(ds)
     lap("features")
     runner = _plan_folds(ds, X, settings, progress=progress)
+    progress.stage(f"training all {len(runner.every_fold)} folds (--audit always)"
+                   if settings.audit == "always" else
+                   f"watching the generalization gap on fold {runner.monitor.fold}")
     results, monitor_verdict = _watch_gap(runner, settings.audit, lap=lap)
     ran, reason = _decide(settings.audit, monitor_verdict, runner.monitor.fold)
+    rest = [f for f in runner.every_fold if f not in {r.fold for r in results}]
+    if settings.audit == "auto":
+        progress.stage(f"gap climbs steeply: auditing {folds_named(rest)}" if ran and rest
+                       else "gap climbs steeply: auditing" if ran else
+                       "gap does not climb steeply: no audit (--audit always audits anyway)")
     audit = {"ran": ran, "reason": reason, "n_flagged": None, "estimated_noise_rate": None}
     found = dict(issues=None, pred_probs=None, member_probs=None, dynamics=None)
     if ran:
         if len(results) < len(runner.every_fold):
             results = runner.run(runner.every_fold, members=True)
             lap("folds")
+        progress.stage("confident learning: ranking the likely label errors")
         found, estimates = _audit_labels(ds, results, filter_by=settings.filter_by)
         audit.update(estimates)
         lap("confident_learning")
@@ -303,15 +313,19 @@ def _audit_labels(ds, results: list, *, filter_by: str):
 
 
 def _read_gap(results: list, monitor_verdict, *, monitor_fold: int):
-    """(history, verdict): a separate monitor's verdict stands, whatever the audit mode;
-    otherwise the verdict reads every fold there is."""
-    from .gap import diagnose
+    """(history, verdict): the run's one verdict is the monitor fold's, in every audit mode.
+
+    It is the verdict that decides `--audit auto` and the one the gap rule was calibrated on
+    (docs/gap-rule.md), so the terminal, summary.json, the report and the audit's reason all
+    show the same one; the other folds' curves are drawn, never given a verdict of their own.
+    Under `--audit always` nothing decided on it, and it is read from the monitor's curves.
+    """
+    from .gap import diagnose, for_scan
     from .train import history_frame
 
     history = history_frame(results)
-    if monitor_fold == 0:
-        return history, monitor_verdict or diagnose(history[history["fold"] == 0])
-    return history, diagnose(history) if len(results) > 1 else monitor_verdict
+    verdict = monitor_verdict or diagnose(history[history["fold"] == monitor_fold])
+    return history, for_scan(verdict)
 
 
 class _FoldRunner:
