@@ -33,9 +33,12 @@ def execute(X, y, jobs: list[dict], *, backend: str = "local", n_jobs: int = 1,
     n_jobs = _effective_jobs(n_jobs, len(jobs))
     if n_jobs == 1:
         for job in jobs:
-            advance = (progress.task(f"fold {job['fold']}", total=total_epochs)
-                       if progress is not None and job["want_model"] else (lambda n=1: None))
-            yield run_fold(X, y, **job, on_epoch=lambda *_, step=advance: step())
+            bar = (progress.task(f"fold {job['fold']}", total=total_epochs)
+                   if progress is not None and job["want_model"] else None)
+            out = run_fold(X, y, **job, on_epoch=lambda *_, step=bar: step and step())
+            if bar is not None:
+                bar.done(stopped_note(out[1], total_epochs))
+            yield out
         return
     from joblib import Parallel, delayed
 
@@ -47,6 +50,18 @@ def execute(X, y, jobs: list[dict], *, backend: str = "local", n_jobs: int = 1,
         if advance:
             advance()
         yield out
+
+
+def stopped_note(result, total_epochs: int) -> str | None:
+    """What a fold bar says when its fold stopped before `total_epochs` (early stopping).
+
+    >>> from types import SimpleNamespace
+    >>> stopped_note(SimpleNamespace(history=[{}] * 19, best_epoch=11), 30)
+    'stopped at epoch 19, best 11'
+    """
+    if result is None or len(result.history) >= total_epochs:
+        return None
+    return f"stopped at epoch {len(result.history)}, best {result.best_epoch}"
 
 
 PARALLEL_FROM = 5_000  # samples; below this a fold trains faster than a worker process starts

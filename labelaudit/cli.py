@@ -242,11 +242,12 @@ def scan(
     settings = ScanSettings(**values)
     console = _console()
     log = (lambda m: None) if quiet else (lambda m: console.print(_escape(m), soft_wrap=True))
-    progress = Progress(quiet=quiet)
+    progress = Progress(quiet=quiet, log=log)
     try:
         check_out_dir(path, out, cache=settings.cache_dir)
         with progress.running():
             result = run_scan(path, settings, progress=progress, log=log)
+        log(f"writing the report to {out}")
         summary = write_outputs(result, out)
     except UsageError as exc:
         fail(str(exc))
@@ -413,7 +414,7 @@ def selftest_command(
     settings = ScanSettings(**settings_values(given), audit="always")
     console = _console()
     log = (lambda m: None) if quiet else (lambda m: console.print(_escape(m), soft_wrap=True))
-    progress = Progress(quiet=quiet)
+    progress = Progress(quiet=quiet, log=log)
     try:
         with progress.running():
             result = selftest(path, inject=inject, settings=settings,

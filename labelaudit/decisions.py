@@ -144,6 +144,7 @@ def mark_reviewed(issues, decisions):
     from .audit import flagged_rank
 
     decisions = as_decisions(decisions)
+    _check_labels_fit(issues, decisions)
     decision_of = dict(zip(decisions["id"], decisions["decision"], strict=True))
     if "new_path" in decisions.columns:
         for new_path, decision in zip(decisions["new_path"], decisions["decision"], strict=True):
@@ -159,12 +160,42 @@ def mark_reviewed(issues, decisions):
     return frame
 
 
+FIT_ADVICE = ("was it made for another dataset, or for a table before apply renumbered its rows? "
+              "Re-scan a corrected copy with the change log apply wrote beside it (a table "
+              "without an id column gets its original row numbers in the column labelaudit_row)")
+
+
+def _check_labels_fit(issues, decisions) -> None:
+    """Refuse decisions whose samples mostly carry a label the decisions never named.
+
+    A reviewed sample holds its given_label (the data as reviewed) or, when relabeled, its
+    new_label (the corrected copy). When most do neither, the ids name other samples: ids that
+    are row numbers of a table whose rows have shifted.
+    """
+    if "given_label" not in issues.columns:
+        return
+    label_of = dict(zip(issues["id"].astype(str), issues["given_label"].astype(str),
+                        strict=True))
+    checked = [(i, g, d, n) for i, g, d, n in zip(decisions["id"], decisions["given_label"],
+                                                  decisions["decision"], decisions["new_label"],
+                                                  strict=True) if g and i in label_of]
+    wrong = [i for i, g, d, n in checked
+             if label_of[i] != g and not (d == "relabel" and label_of[i] == n)]
+    if checked and 2 * len(wrong) > len(checked):
+        raise UsageError(
+            f"--reviewed: {len(wrong)} of {len(checked)} reviewed samples found in the data hold "
+            f"a label that is neither their given_label nor their new_label (first: id "
+            f"{wrong[0]!r} is {label_of[wrong[0]]!r}), so the ids do not fit the data; "
+            f"{FIT_ADVICE}")
+
+
 def reviewed_warning(ids, decisions) -> str | None:
     """A warning when decisions name ids that are not in the data (so they mark nothing).
 
     Ids match as in `mark_reviewed` (changes.csv also by new_path). A removed sample is gone
     from a re-scan of the corrected copy by design, so removals count only when no decision
-    matches at all.
+    matches at all. When no decision but removals matches, the file is refused (UsageError):
+    it was made for other data, and marking nothing would silently list reviewed samples again.
 
     >>> import pandas as pd
     >>> decisions = pd.DataFrame({"id": ["a", "zz"], "decision": "keep", "new_label": ""})
@@ -180,6 +211,13 @@ def reviewed_warning(ids, decisions) -> str | None:
                                       strict=True) if not m and (d != "remove" or not any(matched))]
     if not unmatched:
         return None
+    if not any(matched) and any(d != "remove" for d in decisions["decision"]):
+        shown = ", ".join(repr(i) for i in unmatched[:3]) + (", ..." if len(unmatched) > 3
+                                                              else "")
+        raise UsageError(
+            f"--reviewed: none of the {len(decisions)} reviewed ids are samples of the scanned "
+            f"data (first: {shown}); {FIT_ADVICE}. A file of which some ids match is only "
+            "warned about")
     shown = ", ".join(repr(i) for i in unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
     return (f"--reviewed: {len(unmatched)} of {len(decisions)} decision(s) name ids not in the "
             f"data ({shown}); they mark nothing. Were they made for another dataset or another "

@@ -246,10 +246,10 @@ def test_reviewed_warning_spares_a_rescan_of_the_corrected_copy(tmp_path):
     changes = read_decisions(tmp_path / "fixed" / "changes.csv")
     assert reviewed_warning(load_dataset(tmp_path / "fixed").ids, changes) is None
     assert reviewed_warning(load_dataset(root).ids, changes) is None
-    # Decisions for another dataset altogether: removals count too.
-    message = reviewed_warning(["a.png", "b.png"], changes)
-    assert message.startswith("--reviewed: 2 of 2 decision(s) name ids not in the data "
-                              "('0/img-0000.png', '0/img-0001.png')")
+    # Decisions for another dataset altogether (no id matches): refused, not warned about.
+    with pytest.raises(UsageError, match=r"none of the 2 reviewed ids are samples of the "
+                                         r"scanned data \(first: '0/img-0000.png'"):
+        reviewed_warning(["a.png", "b.png"], changes)
 
 
 def test_a_move_that_would_write_through_a_link_is_refused_up_front(tmp_path, linked):
