@@ -22,6 +22,8 @@ MAX_TEXT_CHARS = 5_000
 # Heatmap of the joint distribution up to this many classes; beyond it only the top pairs table.
 MAX_HEATMAP_CLASSES = 20
 TOP_PAIRS = 10
+# A table row's comparison with the class medians lists its most telling columns, this many.
+TOP_COLUMNS = 8
 
 
 def _environment():
@@ -228,7 +230,104 @@ def _review(result, summary: dict) -> dict:
             row.update(_sample_content(ds, k))
         rows.append(row)
     review["rows"] = rows
+    review.update(_why(result, rows, position))
     return review
+
+
+# The reasons shown for image rows stop adding neighbour thumbnails past this many bytes of them.
+MAX_NEIGHBOUR_BYTES = 3_000_000
+N_NEIGHBOURS = 3
+
+
+def _why(result, rows: list[dict], position: dict) -> dict:
+    """Why each embedded row was flagged: the pooled top classes on every row, and a comparison
+    with its given and suggested class (images: nearest neighbours; tables: class medians;
+    text: the words that weigh most), added to the rows; returns the review-level parts."""
+    from .explain import MEMBER_WORDS, top_classes
+
+    ds = result.dataset
+    extra = {"member_words": {m: MEMBER_WORDS.get(m, m) for m in MEMBER_WORDS}}
+    at = np.array([position.get(r["id"], -1) for r in rows], dtype=np.int64)
+    found = at >= 0
+    if not found.any():
+        return extra
+    rows = [r for r, ok in zip(rows, found, strict=True) if ok]
+    at = at[found]
+    index = {c: i for i, c in enumerate(ds.classes)}
+    given = np.array([index[r["given_label"]] for r in rows])
+    suggested = np.array([index.get(r["suggested_label"], g) for r, g in zip(rows, given,
+                                                                            strict=True)])
+    if result.pred_probs is not None:
+        probs = np.asarray(result.pred_probs)[at]
+        for row, top, p, g in zip(rows, top_classes(probs), probs, given, strict=True):
+            row["top"] = top
+            row["given_p"] = round(float(p[g]), 3)
+    trusted = _trusted(result, ds)
+    explain = {"images": _why_images, "tabular": _why_table, "text": _why_text}[ds.kind]
+    extra.update(explain(ds, rows, at, given, suggested, trusted) or {})
+    return extra
+
+
+def _trusted(result, ds) -> np.ndarray:
+    """The samples whose label nobody doubts: what a class looks like."""
+    flagged = set(result.issues.loc[result.issues["is_label_issue"].astype(bool), "id"]
+                  .astype(str))
+    return np.array([str(i) not in flagged for i in ds.ids], dtype=bool)
+
+
+def _why_images(ds, rows, at, given, suggested, trusted) -> dict:
+    from .explain import class_neighbours
+    from .thumbnails import array_thumbnail_data_uri
+
+    near = [class_neighbours(ds.inputs, ds.labels, at, wanted, trusted=trusted,
+                             n_neighbors=N_NEIGHBOURS) for wanted in (given, suggested)]
+    # A neighbour that is itself on the page reuses that row's thumbnail; any other is encoded
+    # once from the loaded pixels (small: the page shows neighbours small).
+    embedded = {int(k): i for i, k in enumerate(at)}
+    refs, pool, spent = {}, [], 0
+    for i, row in enumerate(rows):
+        if spent > MAX_NEIGHBOUR_BYTES:
+            break
+        lists = []
+        for found in near:
+            ref = []
+            for k in (int(k) for k in found[i] if k >= 0):
+                if k not in refs:
+                    item = {"id": str(ds.ids[k])}
+                    if k in embedded:
+                        item["row"] = embedded[k]
+                    else:
+                        item["thumbnail"] = array_thumbnail_data_uri(ds.inputs[k])
+                        spent += len(item["thumbnail"])
+                    refs[k] = len(pool)
+                    pool.append(item)
+                ref.append(refs[k])
+            lists.append(ref)
+        row["neighbours"] = lists
+    return {"neighbours": pool}
+
+
+def _why_table(ds, rows, at, given, suggested, trusted) -> dict:
+    from .explain import class_centres, column_contrast
+
+    centres, scale = class_centres(ds.inputs, ds.labels, len(ds.classes), trusted=trusted)
+    cells = ds.inputs.iloc[at].astype(object).to_numpy().tolist()
+    for row, values, g, s in zip(rows, cells, given, suggested, strict=True):
+        values = [None if _missing(v) else v for v in values]
+        contrast = column_contrast(values, centres[g], centres[s], scale)
+        order = np.argsort(-np.nan_to_num(contrast, nan=-np.inf), kind="stable")
+        row["contrast"] = [[int(j), _finite(contrast[j], digits=2)] for j in order[:TOP_COLUMNS]]
+    return {"centres": [[_cell(v) for v in centre] for centre in centres]}
+
+
+def _why_text(ds, rows, at, given, suggested, trusted) -> dict:
+    from .explain import word_evidence
+
+    words = word_evidence(ds.inputs, ds.labels, len(ds.classes), at, given, suggested,
+                          random_state=0)
+    for row, pair in zip(rows, words, strict=True):
+        row["words"] = pair
+    return {}
 
 
 def _sample_content(ds, k: int) -> dict:

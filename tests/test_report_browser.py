@@ -116,7 +116,7 @@ def text_report(text_review, tmp_path_factory) -> Path:
 
 
 def rows(page):
-    return page.locator("#samples tbody tr")
+    return page.locator("#samples tbody tr.item")
 
 
 def wait_for_rows(page, n: int) -> None:
@@ -299,22 +299,54 @@ def test_screenshot_of_the_rendered_report(watched, image_report, tmp_path):
     assert thumbs.first.evaluate("img => img.complete && img.naturalWidth > 0")
 
 
-def test_each_row_shows_which_members_doubt_the_label(watched, image_report, image_review):
+def test_each_row_says_why_it_was_flagged(watched, image_report, image_review):
     _, result = image_review
     page = watched.open(image_report)
     first = flagged(result).iloc[0]
-    cell = rows(page).nth(0).locator(".members")
-    members = ["cnn", "knn", "logreg", "knn_embedding"]
-    signals = [*members, "dynamics"]
-    assert cell.locator(".member").all_inner_texts() == [
-        f"{m} {round(float(first[f'quality_{m}']), 3):.2f}" for m in signals]
-    doubting = [m for m in members if m in first["flagged_by"].split(";")]
-    assert [t.split()[0] for t in cell.locator(".doubt").all_inner_texts()] == doubting
+    why = page.locator("#samples tbody tr.why").nth(0)
+    # The pooled ensemble's three likeliest classes with their probabilities, best first.
+    k = list(result.dataset.ids).index(first["id"])
+    probs = result.pred_probs[k]
+    best = np.argsort(-probs, kind="stable")[:3]
+    lines = why.locator(".probs .prob")
+    names = [result.dataset.classes[c] for c in best]
+    assert lines.locator(".label").all_inner_texts()[:3] == names
+    assert lines.locator(".pct").all_inner_texts()[0] == f"{round(100 * probs[best[0]])}%"
+    # The given label is named among them, or beneath them.
+    assert lines.filter(has_text="given").locator(".label").inner_text() == first["given_label"]
+
+    # "N of M checks doubt this label", the checks named in plain words.
+    voting = ["cnn", "knn", "logreg", "knn_embedding"]
+    doubting = [m for m in voting if m in first["flagged_by"].split(";")]
+    assert why.locator(".doubt-count").inner_text() == \
+        f"{len(doubting)} of {len(voting)} checks doubt this label"
     # A sample is flagged when at least half of the members' own confident learning flags it.
-    assert len(doubting) >= len(members) / 2
-    # The training dynamics rank without a vote, and say so.
-    assert "has no vote" in cell.locator(".member").nth(4).get_attribute("title")
-    assert "has no vote" not in cell.locator(".member").nth(0).get_attribute("title")
+    assert len(doubting) >= len(voting) / 2
+    words = {"cnn": "the network", "knn": "neighbours in the raw data",
+             "logreg": "a linear model", "knn_embedding": "neighbours in the network's view"}
+    shown = why.locator(".member.doubt").all_inner_texts()
+    assert sorted(shown) == sorted(f"✗ {words[m]}" for m in doubting)
+    assert [m.get_attribute("data-member") for m in why.locator(".member.doubt").all()] == \
+        doubting
+    # The exact numbers stay a hover away; the training history ranks without a vote, and says so.
+    for member in voting:
+        title = why.locator(f".member[data-member={member}]").get_attribute("title")
+        assert f"{round(float(first[f'quality_{member}']), 3):.3f}" in title
+        assert "has no vote" not in title
+    history = why.locator(".member[data-member=dynamics]")
+    assert "no vote" in history.inner_text() and "has no vote" in history.get_attribute("title")
+
+    # The nearest unflagged images with the given and with the suggested label, as thumbnails.
+    groups = why.locator(".near-group")
+    assert groups.locator(".label").all_inner_texts() == [first["given_label"],
+                                                          first["suggested_label"]]
+    thumbs = groups.nth(0).locator("img.nthumb")
+    assert thumbs.count() == 3
+    assert thumbs.first.evaluate("img => img.complete && img.naturalWidth > 0")
+    labels = dict(zip(result.dataset.ids, result.dataset.labels, strict=True))
+    for g, name in enumerate([first["given_label"], first["suggested_label"]]):
+        for title in [t.get_attribute("title") for t in groups.nth(g).locator("img").all()]:
+            assert result.dataset.classes[labels[title]] == name
 
 
 def test_hostile_names_and_texts_render_as_text(watched, image_report, text_report, text_review):

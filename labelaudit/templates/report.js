@@ -159,8 +159,8 @@
     } else if (R.kind === "text") {
       var text = row.text || "";
       var long = text.length > PREVIEW_CHARS || row.text_length > text.length;
-      var body = el("div", open ? "text full" : "text",
-                    open || text.length <= PREVIEW_CHARS ? text : text.slice(0, PREVIEW_CHARS) + "…");
+      var body = markedText(el("div", open ? "text full" : "text"),
+                            open || text.length <= PREVIEW_CHARS ? text : text.slice(0, PREVIEW_CHARS) + "…", row);
       td.appendChild(body);
       if (open && row.text_length > text.length) {
         td.appendChild(el("div", "muted", "(first " + text.length.toLocaleString() + " of " +
@@ -235,8 +235,9 @@
     return td;
   }
 
+  // A sample is two table rows: the row a reviewer decides on, and beneath it why it was flagged.
   function buildRow(row) {
-    var tr = el("tr");
+    var tr = el("tr", "item");
     var d = decisionOf(row);
     tr.dataset.index = String(row._i);
     if (d) { tr.classList.add("d-" + d.decision); }
@@ -261,35 +262,202 @@
     q.appendChild(bar);
     q.appendChild(el("span", "", row.label_quality === null ? "n/a" : row.label_quality.toFixed(3)));
     quality.appendChild(q);
-    quality.appendChild(evidenceOf(row));
     tr.appendChild(quality);
     tr.appendChild(decisionCell(row));
     tr.addEventListener("click", function () { select(row); });
-    return tr;
+
+    var why = el("tr", "why" + (d ? " d-" + d.decision : ""));
+    why.appendChild(el("td", "gutter"));
+    var cell = el("td");
+    cell.colSpan = 6;
+    var box = el("div", "reasons");
+    box.appendChild(probabilitiesOf(row));
+    box.appendChild(checksOf(row));
+    var compare = R.kind === "images" ? neighboursOf(row) : R.kind === "tabular" ? mediansOf(row)
+      : wordsOf(row);
+    if (compare) { box.appendChild(compare); }
+    cell.appendChild(box);
+    why.appendChild(cell);
+    why.addEventListener("click", function () { select(row); });
+    var fragment = document.createDocumentFragment();
+    fragment.appendChild(tr);
+    fragment.appendChild(why);
+    return fragment;
   }
 
-  // Each signal's own label quality (normalized margin; below 0.5 it prefers another class to
-  // the given label), marked where the member's own confident learning flagged the label: a
-  // sample is flagged when at least half of the members flag it. The training dynamics only
-  // rank: they have no vote.
-  function evidenceOf(row) {
-    var box = el("div", "members");
+  function percent(p) {
+    return p === null || p === undefined ? "n/a" : p >= 0.995 ? "100%" : p < 0.005 && p > 0 ? "<1%"
+      : Math.round(p * 100) + "%";
+  }
+
+  // The pooled ensemble's three likeliest classes, the given label among them or beneath them.
+  function probabilitiesOf(row) {
+    var box = el("div", "reason probs");
+    box.appendChild(el("div", "reason-head", "The ensemble's classes"));
+    var top = row.top || [];
+    var seen = false;
+    var line = function (name, p, extra) {
+      var item = el("div", "prob" + extra);
+      var chip = el("span", "label" + extra, name);
+      chip.title = name;
+      item.appendChild(chip);
+      var bar = el("span", "bar");
+      var fill = el("span");
+      fill.style.width = Math.max(0, Math.min(1, p || 0)) * 100 + "%";
+      bar.appendChild(fill);
+      item.appendChild(bar);
+      item.appendChild(el("span", "pct", percent(p)));
+      if (extra.trim() === "given") { item.appendChild(el("span", "tag", "given")); }
+      box.appendChild(item);
+    };
+    top.forEach(function (pair) {
+      var name = classes[pair[0]];
+      var isGiven = name === row.given_label;
+      seen = seen || isGiven;
+      line(name, pair[1], isGiven ? " given" : name === row.suggested_label ? " suggested" : "");
+    });
+    if (!seen && row.given_p !== undefined) { line(row.given_label, row.given_p, " given"); }
+    if (!top.length) { box.appendChild(el("div", "muted", "no probabilities in this report")); }
+    return box;
+  }
+
+  // The checks (the ensemble's members) in plain words: a sample is flagged when at least half of
+  // the voting ones doubt its label through their own confident learning. The training history
+  // only ranks: it has no vote. Each name's title keeps the member's exact label quality.
+  function checksOf(row) {
     var flaggedBy = row.flagged_by || [];
     var voting = R.voting || R.members || [];
-    (R.members || []).forEach(function (name, i) {
+    var words = R.member_words || {};
+    var members = R.members || [];
+    var doubting = voting.filter(function (name) { return flaggedBy.indexOf(name) >= 0; });
+    var box = el("div", "reason checks");
+    box.appendChild(el("div", "reason-head doubt-count",
+      doubting.length + " of " + voting.length + " checks doubt this label"));
+    var list = el("div", "members");
+    var add = function (name, i) {
       var value = row.evidence ? row.evidence[i] : null;
-      var missing = value === null || value === undefined;
-      var shown = missing ? "n/a" : value.toFixed(3);
+      var shown = value === null || value === undefined ? "n/a" : value.toFixed(3);
+      var votes = voting.indexOf(name) >= 0;
       var doubt = flaggedBy.indexOf(name) >= 0;
-      var item = el("span", doubt ? "member doubt" : "member",
-                    name + " " + (missing ? "n/a" : value.toFixed(2)));
-      item.title = voting.indexOf(name) < 0
-        ? name + ": its label quality " + shown + " joins the ranking; it has no vote"
-        : name + (doubt ? " flags this label" : " does not flag this label") +
+      var item = el("span", "member" + (!votes ? " novote" : doubt ? " doubt" : " agree"),
+                    (!votes ? "" : doubt ? "✗ " : "✓ ") + (words[name] || name) +
+                    (!votes ? " · ranks, no vote" : ""));
+      item.dataset.member = name;
+      item.title = !votes
+        ? name + ": ranks the sample (its label quality " + shown + ") but has no vote"
+        : name + (doubt ? " doubts this label" : " does not doubt this label") +
           " (its own confident learning; its own label quality " + shown + ")";
-      box.appendChild(item);
+      list.appendChild(item);
+    };
+    // Doubting checks first, then those that agree, then the one without a vote.
+    [function (n) { return voting.indexOf(n) >= 0 && flaggedBy.indexOf(n) >= 0; },
+     function (n) { return voting.indexOf(n) >= 0 && flaggedBy.indexOf(n) < 0; },
+     function (n) { return voting.indexOf(n) < 0; }].forEach(function (wanted) {
+      members.forEach(function (name, i) { if (wanted(name)) { add(name, i); } });
     });
+    box.appendChild(list);
     return box;
+  }
+
+  function isImage(uri) { return typeof uri === "string" && uri.indexOf("data:image/") === 0; }
+
+  // The nearest unflagged images with the given and with the suggested label, side by side.
+  function neighboursOf(row) {
+    if (!row.neighbours || !R.neighbours) { return null; }
+    var box = el("div", "reason compare neighbours");
+    [[row.given_label, row.neighbours[0], "given"], [row.suggested_label, row.neighbours[1], "suggested"]]
+      .forEach(function (part) {
+        if (!part[1] || !part[1].length) { return; }
+        var group = el("div", "near-group");
+        var head = el("div", "reason-head");
+        head.appendChild(document.createTextNode("Nearest labelled "));
+        head.appendChild(el("span", "label " + part[2], part[0])).title = part[0];
+        group.appendChild(head);
+        var strip = el("div", "near");
+        part[1].forEach(function (ref) {
+          var item = R.neighbours[ref];
+          if (!item) { return; }
+          var src = item.row !== undefined && rows[item.row] ? rows[item.row].thumbnail : item.thumbnail;
+          if (!isImage(src)) { return; }
+          var img = el("img", "nthumb pixelated");
+          img.alt = "neighbour " + item.id;
+          img.title = item.id;
+          img.decoding = "async";
+          img.src = src;
+          strip.appendChild(img);
+        });
+        group.appendChild(strip);
+        box.appendChild(group);
+      });
+    return box;
+  }
+
+  // A table's most telling columns: the sample's value beside the given and suggested classes'
+  // medians (modes for categories), the columns that speak most for the suggestion first.
+  function mediansOf(row) {
+    if (!row.contrast || !R.centres || !row.values) { return null; }
+    var g = classes.indexOf(row.given_label), s = classes.indexOf(row.suggested_label);
+    var box = el("div", "reason compare medians");
+    var grid = el("div", "mini");
+    grid.appendChild(el("span", "h", "column"));
+    grid.appendChild(el("span", "h num", "this sample"));
+    [[row.given_label, "given"], [row.suggested_label, "suggested"]].forEach(function (part) {
+      var head = el("span", "h num");
+      head.appendChild(el("span", "label " + part[1], part[0])).title = part[0];
+      head.appendChild(el("span", "", " median"));
+      grid.appendChild(head);
+    });
+    row.contrast.slice(0, 5).forEach(function (pair) {
+      var j = pair[0];
+      var name = el("span", "k", R.feature_columns[j]);
+      name.title = R.feature_columns[j] + ": " + (pair[1] === null ? "n/a" : pair[1].toFixed(2)) +
+        " (how much nearer the suggested class's median than the given class's, in interquartile ranges)";
+      grid.appendChild(name);
+      grid.appendChild(el("span", "num v", row.values[j]));
+      var closer = pair[1] > 0 ? "suggested" : pair[1] < 0 ? "given" : "";
+      grid.appendChild(el("span", "num" + (closer === "given" ? " closer" : ""), R.centres[g] ? R.centres[g][j] : ""));
+      grid.appendChild(el("span", "num" + (closer === "suggested" ? " closer" : ""), R.centres[s] ? R.centres[s][j] : ""));
+    });
+    box.appendChild(grid);
+    return box;
+  }
+
+  // The words of a text that weigh most for each class; the text itself marks them.
+  function wordsOf(row) {
+    if (!row.words) { return null; }
+    var box = el("div", "reason compare words");
+    [[row.given_label, row.words[0], "given"], [row.suggested_label, row.words[1], "suggested"]]
+      .forEach(function (part) {
+        var line = el("div", "word-line");
+        line.appendChild(el("span", "muted", "Words for "));
+        line.appendChild(el("span", "label " + part[2], part[0])).title = part[0];
+        line.appendChild(el("span", "muted", ": "));
+        if (!part[1] || !part[1].length) { line.appendChild(el("span", "muted", "none")); }
+        (part[1] || []).forEach(function (word) { line.appendChild(el("mark", "w-" + part[2], word)); });
+        box.appendChild(line);
+      });
+    return box;
+  }
+
+  var WORD = /[\p{L}\p{N}_]{2,}/gu;  // scikit-learn's default tokens, near enough
+
+  // The text as text nodes with the weighing words in <mark> elements; nothing parsed as HTML.
+  function markedText(node, text, row) {
+    var given = new Set(row.words ? row.words[0] : []);
+    var suggested = new Set(row.words ? row.words[1] : []);
+    if (!given.size && !suggested.size) { node.textContent = text; return node; }
+    var last = 0, match;
+    WORD.lastIndex = 0;
+    while ((match = WORD.exec(text)) !== null) {
+      var word = match[0].toLowerCase();
+      var side = given.has(word) ? "given" : suggested.has(word) ? "suggested" : "";
+      if (!side) { continue; }
+      if (match.index > last) { node.appendChild(document.createTextNode(text.slice(last, match.index))); }
+      node.appendChild(el("mark", "w-" + side, match[0]));
+      last = match.index + match[0].length;
+    }
+    if (last < text.length) { node.appendChild(document.createTextNode(text.slice(last))); }
+    return node;
   }
 
   function pageRows() {
@@ -318,6 +486,7 @@
       }
     });
     updateProgress();
+    updateBulk();
   }
 
   function rowElement(row) {
@@ -326,7 +495,10 @@
 
   function redrawRow(row) {
     var old = rowElement(row);
-    if (old) { old.replaceWith(buildRow(row)); }
+    if (!old) { return; }
+    var why = old.nextElementSibling;
+    if (why && why.classList.contains("why")) { why.remove(); }
+    old.replaceWith(buildRow(row));
   }
 
   function updateProgress() {
@@ -460,6 +632,49 @@
       refresh(true);
     }
   });
+
+  // ------------------------------------------------------------------ bulk decisions
+
+  // Each bulk action remembers the decisions it replaced, so one click restores exactly those.
+  var undoStack = [];
+
+  function decideAll(accept) {
+    if (!view.length) { return; }
+    var before = new Map();
+    view.forEach(function (row) {
+      before.set(row.id, decisionOf(row));
+      decisions.set(row.id, accept && row.suggested_label !== row.given_label
+        ? { decision: "relabel", new_label: row.suggested_label } : { decision: "keep", new_label: "" });
+    });
+    var n = before.size.toLocaleString();
+    undoStack.push({ label: accept ? "accepted " + n + " suggestions" : "kept " + n, before: before });
+    saveDecisions();
+    refresh(true);
+  }
+
+  function undoBulk() {
+    var last = undoStack.pop();
+    if (!last) { return; }
+    last.before.forEach(function (d, id) {
+      if (d) { decisions.set(id, d); } else { decisions.delete(id); }
+    });
+    saveDecisions();
+    refresh(true);
+  }
+
+  function updateBulk() {
+    var n = view.length.toLocaleString();
+    $("bulk-accept").textContent = "Accept the suggestion for all " + n + " shown";
+    $("bulk-keep").textContent = "Keep all " + n + " shown";
+    $("bulk-accept").disabled = $("bulk-keep").disabled = !view.length;
+    var last = undoStack[undoStack.length - 1];
+    $("bulk-undo").hidden = !last;
+    $("bulk-undo").textContent = last ? "Undo: " + last.label : "Undo";
+  }
+
+  $("bulk-accept").addEventListener("click", function () { decideAll(true); });
+  $("bulk-keep").addEventListener("click", function () { decideAll(false); });
+  $("bulk-undo").addEventListener("click", undoBulk);
 
   // ------------------------------------------------------------------ controls
 
