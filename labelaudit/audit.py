@@ -159,37 +159,44 @@ def find_issues(labels, pred_probs, *, ids=None, classes=None, filter_by="prune_
     >>> list(issues["id"][:2])
     ['2', '5']
     """
-    import pandas as pd
     from cleanlab.rank import get_label_quality_scores
 
+    labels, pred_probs, ids, classes, low_memory = _as_arrays(labels, pred_probs, ids, classes)
+    quality = get_label_quality_scores(
+        labels, pred_probs if rank_probs is None else np.asarray(rank_probs, pred_probs.dtype),
+        method=rank_by)
+    is_issue, flagged_by, filter_by = _flag(labels, pred_probs, members=members,
+                                            filter_by=filter_by, low_memory=low_memory)
+    columns = {"id": ids, "given_label": np.asarray(classes, dtype=object)[labels],
+               "suggested_label": np.asarray(classes, dtype=object)[pred_probs.argmax(1)],
+               "label_quality": quality, "is_label_issue": is_issue, **(evidence or {})}
+    if flagged_by is not None:
+        columns["flagged_by"] = flagged_by
+    return _ranked(columns), _estimates(labels, pred_probs, is_issue, classes=classes,
+                                        filter_by=filter_by, rank_by=rank_by)
+
+
+def _as_arrays(labels, pred_probs, ids, classes):
+    """(labels, pred_probs, ids, class names, low_memory) with the defaults filled in; large
+    problems use float32 probabilities, as cleanlab's low-memory filter does."""
     labels = np.asarray(labels, dtype=np.int64)
     n, k = np.shape(pred_probs)
     low_memory = n * k > LOW_MEMORY_FROM
     pred_probs = np.asarray(pred_probs, dtype=np.float32 if low_memory else np.float64)
     ids = np.arange(n).astype(str) if ids is None else np.asarray(ids, dtype=object)
     classes = [str(c) for c in range(k)] if classes is None else list(classes)
+    return labels, pred_probs, ids, classes, low_memory
 
-    quality = get_label_quality_scores(
-        labels, pred_probs if rank_probs is None else np.asarray(rank_probs, pred_probs.dtype),
-        method=rank_by)
-    is_issue, flagged_by, filter_by = _flag(labels, pred_probs, members=members,
-                                            filter_by=filter_by, low_memory=low_memory)
-    frame = pd.DataFrame({
-        "id": ids,
-        "given_label": np.asarray(classes, dtype=object)[labels],
-        "suggested_label": np.asarray(classes, dtype=object)[pred_probs.argmax(1)],
-        "label_quality": quality,
-        "is_label_issue": is_issue,
-    })
-    for name, values in (evidence or {}).items():
-        frame[name] = values
-    if flagged_by is not None:
-        frame["flagged_by"] = flagged_by
+
+def _ranked(columns: dict):
+    """The issues table of `columns`, sorted by label_quality, with `rank` among the flagged."""
+    import pandas as pd
+
+    frame = pd.DataFrame(columns)
     # Stable sort with id as tie-breaker keeps the ranking deterministic.
     frame = frame.sort_values(["label_quality", "id"], kind="stable").reset_index(drop=True)
     frame.insert(5, "rank", flagged_rank(frame["is_label_issue"]))
-    return frame, _estimates(labels, pred_probs, is_issue, classes=classes, filter_by=filter_by,
-                             rank_by=rank_by)
+    return frame
 
 
 def _flag(labels, pred_probs, *, members, filter_by, low_memory):

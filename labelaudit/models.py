@@ -91,6 +91,13 @@ def _build_network(kind: str, n_features: int | tuple, n_classes: int, hidden: i
     )
 
 
+def _train_eval_rows(n: int, random_state) -> np.ndarray:
+    """The training rows whose loss is measured each epoch: all, or MAX_TRAIN_EVAL of them."""
+    if n <= MAX_TRAIN_EVAL:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(random_state).choice(n, MAX_TRAIN_EVAL, replace=False))
+
+
 class TorchClassifier(ClassifierMixin, BaseEstimator):
     """A small torch network with an sklearn face.
 
@@ -188,6 +195,33 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         import torch
 
         y = np.asarray(y, dtype=np.int64)
+        generator, optimizer = self._start(X, y)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        train_eval = _train_eval_rows(X.shape[0], self.random_state)
+        y_t = torch.from_numpy(y)
+        self.history_, self.best_epoch_, self.val_pred_probs_ = [], None, None
+        best_state = None
+        seen = np.zeros((X.shape[0], self.n_classes_), dtype=np.float32) if trajectory else None
+        for epoch in range(1, self.epochs + 1):
+            self._train_epoch(X, y_t, optimizer, loss_fn, generator, seen)
+            train_loss, _ = self._eval(X, y, train_eval)
+            val_loss = None
+            if X_val is not None:
+                val_loss, best_state = self._validate(X_val, y_val, epoch, best_state)
+            self.history_.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+            if on_epoch is not None:
+                on_epoch(epoch, train_loss, val_loss)
+            if self._patience_ran_out(epoch):
+                break  # early stopping: later epochs cannot change the kept probabilities
+        if best_state is not None:
+            self.network_.load_state_dict(best_state)
+        self.trajectory_ = None if seen is None else seen / len(self.history_)
+        return self
+
+    def _start(self, X, y):
+        """Seed, build the network and its optimizer: (batch-order generator, optimizer)."""
+        import torch
+
         self.n_classes_ = int(self.n_classes or (y.max() + 1))
         self.classes_ = np.arange(self.n_classes_)
         torch.manual_seed(self.random_state)
@@ -197,37 +231,22 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             self._device)
         optimizer = torch.optim.Adam(self.network_.parameters(), lr=self.lr,
                                      weight_decay=self.weight_decay)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        n = X.shape[0]
-        rng = np.random.default_rng(self.random_state)
-        train_eval = np.sort(rng.choice(n, MAX_TRAIN_EVAL, replace=False)) if n > MAX_TRAIN_EVAL \
-            else np.arange(n)
-        y_t = torch.from_numpy(y)
-        self.history_ = []
-        self.best_epoch_, best_val, best_state = None, np.inf, None
-        self.val_pred_probs_ = None
-        seen = np.zeros((n, self.n_classes_), dtype=np.float32) if trajectory else None
-        for epoch in range(1, self.epochs + 1):
-            self._train_epoch(X, y_t, optimizer, loss_fn, generator, seen)
-            train_loss, _ = self._eval(X, y, train_eval)
-            val_loss = None
-            if X_val is not None:
-                val_loss, val_probs = self._eval(X_val, np.asarray(y_val, dtype=np.int64))
-                if val_loss < best_val:
-                    best_val, self.best_epoch_ = val_loss, epoch
-                    self.val_pred_probs_ = val_probs
-                    best_state = {k: v.detach().clone() for k, v in
-                                  self.network_.state_dict().items()}
-            self.history_.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
-            if on_epoch is not None:
-                on_epoch(epoch, train_loss, val_loss)
-            if (self.patience is not None and self.best_epoch_ is not None
-                    and epoch >= self.min_epochs and epoch - self.best_epoch_ >= self.patience):
-                break  # early stopping: later epochs cannot change the kept probabilities
-        if best_state is not None:
-            self.network_.load_state_dict(best_state)
-        self.trajectory_ = None if seen is None else seen / len(self.history_)
-        return self
+        return generator, optimizer
+
+    def _validate(self, X_val, y_val, epoch: int, best_state):
+        """This epoch's validation loss and the weights to keep: this epoch's (and its
+        probabilities) when its loss is the lowest so far, else `best_state`."""
+        val_loss, val_probs = self._eval(X_val, np.asarray(y_val, dtype=np.int64))
+        best = (np.inf if self.best_epoch_ is None
+                else self.history_[self.best_epoch_ - 1]["val_loss"])
+        if val_loss < best:
+            self.best_epoch_, self.val_pred_probs_ = epoch, val_probs
+            best_state = {k: v.detach().clone() for k, v in self.network_.state_dict().items()}
+        return val_loss, best_state
+
+    def _patience_ran_out(self, epoch: int) -> bool:
+        return (self.patience is not None and self.best_epoch_ is not None
+                and epoch >= self.min_epochs and epoch - self.best_epoch_ >= self.patience)
 
     def _train_epoch(self, X, y_t, optimizer, loss_fn, generator, seen) -> None:
         """One pass over X in shuffled batches; adds each batch's softmax to `seen` when given."""
