@@ -1,4 +1,4 @@
-"""Plot loss histories: train and validation loss per epoch for every fold, the gap shaded.
+"""Plot loss histories: the gap over the folds on top, each fold's train and validation loss below.
 
 matplotlib (Agg backend) is imported inside the functions so that `import labelaudit` stays fast.
 The SVG output is deterministic (fixed hash salt, no date) and self-contained (no external URLs),
@@ -21,6 +21,9 @@ _GAP_COLOR = "#d62728"
 
 
 def _figure(history, *, verdict=None):
+    """The gap on top (median over the folds still training, their range shaded, the steep
+    threshold and the verdict's trend for reference), each fold's train and validation loss
+    beneath it with its own best validation epoch marked."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -31,50 +34,114 @@ def _figure(history, *, verdict=None):
     # (it fails with a singular matrix); they are left out like inf, as a break in the curve.
     losses = frame[["train_loss", "val_loss"]].astype(float)
     frame[["train_loss", "val_loss"]] = losses.where(losses.abs() < 1e300)
+    frame["gap"] = frame["val_loss"] - frame["train_loss"]
 
     # A bare Figure on the Agg canvas: no pyplot state, so no global backend switch and no
-    # figures left open when called from a long-running process.
-    fig = Figure(figsize=(6.4, 3.6), dpi=100)
+    # figures left open when called from a long-running process. 6.4 in at 100 dpi: 640 px.
+    fig = Figure(figsize=(6.4, 5.6), dpi=100)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    gap_ax, loss_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
+    _draw_gap(gap_ax, frame, verdict)
+    _draw_losses(loss_ax, frame)
+    climb = getattr(verdict, "climb_start_epoch", None)
+    if climb is not None:
+        for ax in (gap_ax, loss_ax):
+            ax.axvline(climb, color=_GAP_COLOR, linestyle=":", linewidth=1.2,
+                       label=f"gap turns upward ({_fmt_epoch(climb)})" if ax is gap_ax else None)
+    folds = frame["fold"].nunique()
+    title = "Generalization gap (validation - training loss)"
+    if verdict is not None:
+        title += f": {verdict.regime}"
+        if verdict.growth is not None:
+            title += f", growth {verdict.growth:+.2f}"
+    gap_ax.set_title(title, fontsize=10, loc="left")
+    gap_ax.set_ylabel("gap")
+    loss_ax.set_ylabel("loss")
+    loss_ax.set_xlabel("epoch" + (f" ({folds} folds)" if folds > 1 else ""))
+    handles, labels = [], []
+    for ax in (gap_ax, loss_ax):
+        ax.grid(True, alpha=0.25, linewidth=0.6)
+        ax.tick_params(labelsize=8)
+        more = ax.get_legend_handles_labels()
+        handles += more[0]
+        labels += more[1]
+    # One legend under both panels, so no curve hides behind it.
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7.5, frameon=False,
+               handlelength=1.8, columnspacing=1.2)
+    rows = -(-len(labels) // 3)
+    fig.tight_layout(h_pad=0.4, rect=(0, 0.035 * rows + 0.01, 1, 1))
+    return fig
+
+
+def _draw_gap(ax, frame, verdict) -> None:
+    both = frame.dropna(subset=["gap"])
+    if not len(both):
+        return
+    folds = both["fold"].nunique()
+    per_epoch = both.groupby("epoch")["gap"]
+    curve = per_epoch.median()
+    low, high, count = per_epoch.min(), per_epoch.max(), per_epoch.count()
+    ax.axhline(0, color="#999999", linewidth=0.8)
+    full = count == folds
+    if folds > 1:
+        ax.fill_between(curve.index, low, high, where=full.to_numpy(), color=_GAP_COLOR,
+                        alpha=0.18, linewidth=0, label=f"range over the {folds} folds")
+    ax.plot(curve.index, curve.where(full), color=_GAP_COLOR, linewidth=2.2,
+            label="gap, median over folds" if folds > 1 else "gap")
+    if not full.all():
+        # Epochs only some folds reached: a thin line, on a grey ground, and said in words.
+        partial = curve.index[~full.to_numpy()]
+        joined = curve.where(~full | ~full.shift(-1, fill_value=True))
+        ax.plot(curve.index, joined, color=_GAP_COLOR, linewidth=1.0, alpha=0.8,
+                label="gap where only some folds still train")
+        ax.axvspan(partial.min(), partial.max(), color="#888888", alpha=0.08, linewidth=0)
+        names = sorted(both.loc[both["epoch"] >= partial.min(), "fold"].unique())
+        who = (f"fold {names[0]} only" if len(names) == 1 and count[partial].max() == 1
+               else f"{int(count[partial].min())}-{int(count[partial].max())} of {folds} folds")
+        ax.text(partial.min(), 0.96, f" epochs {_fmt_epoch(partial.min())}-"
+                f"{_fmt_epoch(partial.max())}: {who}", transform=ax.get_xaxis_transform(),
+                fontsize=7.5, color="#555555", va="top")
+    _draw_reference(ax, curve, verdict)
+
+
+def _draw_reference(ax, curve, verdict) -> None:
+    """The steep threshold and the verdict's own trend over the later half it was read on."""
+    from .gap import STEEP_GROWTH
+
+    start = getattr(verdict, "window_start", None)
+    end = getattr(verdict, "last_epoch", None)
+    if start is None or end is None or verdict.scale is None or verdict.slope is None:
+        return
+    later = curve[(curve.index >= start) & (curve.index <= end)].dropna()
+    if not len(later) or end <= start:
+        return
+    slope = verdict.slope * verdict.scale  # loss units per epoch
+    anchor = float((later - slope * (later.index - start)).median())
+    steep = STEEP_GROWTH * verdict.scale / (2 * (end - start))  # per epoch, as the rule reads it
+    xs = [start, end]
+    ax.plot(xs, [anchor, anchor + steep * (end - start)], color="#555555", linestyle="--",
+            linewidth=1.1, label=f"steep from here (growth {STEEP_GROWTH:+.2f})")
+    ax.plot(xs, [anchor, anchor + slope * (end - start)], color="#222222", linewidth=1.4,
+            label=f"trend read (growth {verdict.growth:+.2f})")
+
+
+def _draw_losses(ax, frame) -> None:
     folds = list(dict.fromkeys(frame["fold"]))
-    # One fold is drawn fully opaque; with several, each is lighter so their spread shows.
     alpha = 1.0 if len(folds) == 1 else max(0.35, 1.0 / len(folds) ** 0.5)
     for i, fold in enumerate(folds):
         part = frame[frame["fold"] == fold]
-        both = part.dropna(subset=["train_loss", "val_loss"])
-        ax.fill_between(both["epoch"], both["train_loss"], both["val_loss"],
-                        where=both["val_loss"] >= both["train_loss"], interpolate=True,
-                        color=_GAP_COLOR, alpha=0.12 * alpha, linewidth=0,
-                        label="gap (val - train)" if i == 0 else None)
         train = part.dropna(subset=["train_loss"])
         val = part.dropna(subset=["val_loss"])
         ax.plot(train["epoch"], train["train_loss"], color=_TRAIN_COLOR, alpha=alpha,
-                linewidth=1.4, label="train loss" if i == 0 else None)
-        ax.plot(val["epoch"], val["val_loss"], color=_VAL_COLOR, alpha=alpha, linewidth=1.4,
+                linewidth=1.2, label="train loss" if i == 0 else None)
+        ax.plot(val["epoch"], val["val_loss"], color=_VAL_COLOR, alpha=alpha, linewidth=1.2,
                 label="validation loss" if i == 0 else None)
-
-    best = getattr(verdict, "best_val_epoch", None) if verdict is not None else None
-    if best is None and len(frame.dropna(subset=["val_loss"])):
-        best = frame.groupby("epoch")["val_loss"].mean().idxmin()
-    if best is not None:
-        ax.axvline(best, color="#555555", linestyle="--", linewidth=1,
-                   label=f"best validation epoch ({_fmt_epoch(best)})")
-    climb = getattr(verdict, "climb_start_epoch", None) if verdict is not None else None
-    if climb is not None:
-        ax.axvline(climb, color=_GAP_COLOR, linestyle=":", linewidth=1,
-                   label=f"gap starts climbing ({_fmt_epoch(climb)})")
-
-    title = "Loss per epoch" + (f" ({len(folds)} folds)" if len(folds) > 1 else "")
-    if verdict is not None:
-        title += f": {verdict.regime}"
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.grid(True, alpha=0.25, linewidth=0.6)
-    ax.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
-    return fig
+        if len(val):
+            best = val.loc[val["val_loss"].idxmin()]
+            ax.plot([best["epoch"]], [best["val_loss"]], "o", color="#222222", markersize=4,
+                    label=("best validation epoch, each fold" if len(folds) > 1 else
+                           f"best validation epoch ({_fmt_epoch(best['epoch'])})")
+                    if i == 0 else None)
 
 
 def _fmt_epoch(epoch) -> str:

@@ -112,8 +112,16 @@ def _gap(result, summary: dict) -> dict:
     svg = result.history_svg()
     # As an <img> the SVG cannot run script or fetch anything, whatever its text contains.
     plot = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    from .gap import fold_facts
+
     history = result.history
+    n_folds = int(history["fold"].nunique()) if len(history) else 0
+    # The verdict is the monitor fold's (scan._read_gap); the plot draws every fold, whose
+    # own facts (best epochs, epochs only some reached) are said beside it, not as a verdict.
+    monitor = 0 if n_folds and (history["fold"] == 0).any() else 1
     return {
+        "monitor_fold": monitor,
+        "fold_facts": fold_facts(history)["lines"] if n_folds > (gap.get("folds") or 1) else [],
         "regime": gap["regime"],
         "steep": gap["steep"],
         "advice": gap["advice"],
@@ -122,7 +130,7 @@ def _gap(result, summary: dict) -> dict:
         "epochs": gap.get("epochs"),
         "best_val_epoch": gap.get("best_val_epoch"),
         "climb_start_epoch": gap.get("climb_start_epoch"),
-        "n_folds": int(history["fold"].nunique()) if len(history) else 0,
+        "n_folds": n_folds,
         "plot": plot,
     }
 

@@ -69,3 +69,25 @@ def test_import_does_not_load_matplotlib():
     code = "import labelaudit.plot, sys; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_gap_is_the_main_panel_with_the_threshold_and_partial_folds_named():
+    """Top: the gap's median and range with the steep threshold; bottom: the losses; epochs
+    that only fold 1 reached are drawn thin and named."""
+    from labelaudit.plot import _figure
+
+    rows = [{"fold": fold, "epoch": e, "train_loss": 1 / e, "val_loss": 1 / e + 0.02 * e * fold}
+            for fold, last in ((1, 20), (2, 12), (3, 12)) for e in range(1, last + 1)]
+    history = pd.DataFrame(rows)
+    fig = _figure(history, verdict=diagnose(history[history["fold"] == 1]))
+    gap_ax, loss_ax = fig.axes
+    assert gap_ax.get_ylabel() == "gap" and loss_ax.get_ylabel() == "loss"
+    assert fig.get_size_inches()[0] * fig.dpi == 640
+    labels = fig.legends[0].get_texts()
+    text = " ".join(t.get_text() for t in labels)
+    assert "steep from here" in text and "range over the 3 folds" in text
+    assert "best validation epoch, each fold" in text
+    assert any("epochs 13-20: fold 1 only" in t.get_text() for t in gap_ax.texts)
+    # One best-validation marker per fold.
+    markers = [line for line in loss_ax.lines if line.get_marker() == "o"]
+    assert len(markers) == 3
