@@ -314,14 +314,13 @@ def apply_command(
 ) -> None:
     """Write a corrected copy of DATA following the review decisions; DATA is never modified.
 
-    A table without an id column gets one in the copy, labelaudit_row (the original row
-    numbers), so a re-scan with --reviewed still finds the reviewed samples.
+    A table without ids gets labelaudit_row (its original row numbers), so --reviewed fits.
 
     [bold]Examples[/]
 
       labelaudit apply datasets/wine-noisy.csv decisions.csv --out wine-fixed.csv
       labelaudit scan wine-fixed.csv --reviewed wine-fixed.changes.csv
-      labelaudit apply datasets/digits-noisy decisions.csv --out digits-fixed --dry-run
+      labelaudit apply digits decisions.csv --out digits-fixed --dry-run
     """
     from .apply import apply_decisions
 
@@ -354,11 +353,17 @@ def gap(
         help="Column, key or TensorBoard tag of the validation loss.")] = None,
     plot: Annotated[Path | None, typer.Option(
         help="Write the curves, gap shaded, to this .svg or .png file.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the diagnosis as JSON.")] \
-        = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+    json_out: Annotated[bool, switch("--json", help="Print the diagnosis as JSON.")] = False,
+    quiet: Annotated[bool, switch("--quiet", "-q", help="No summary on stderr.")] = False,
 ) -> None:
-    """Diagnose the generalization gap in a training log your framework already wrote."""
+    """Diagnose the generalization gap in a training log your framework already wrote.
+
+    [bold]Examples[/]
+
+      labelaudit gap lightning_logs/version_0/metrics.csv --plot curves.svg
+      labelaudit gap trainer_state.json --json
+      labelaudit gap runs/exp1 --train-key loss/train --val-key loss/val
+    """
     from .logs import diagnose_log
 
     try:
@@ -402,11 +407,20 @@ def selftest_command(
     frac_zero_noise_rates: Annotated[float, typer.Option(
         help="0 spreads the errors over all class pairs; e.g. 0.5 concentrates them on a few "
              "(cleanlab's noise generation).")] = 0.0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    json_out: Annotated[bool, switch("--json", help="Print the result as JSON.")] = False,
+    quiet: Annotated[bool, switch("--quiet", "-q", help="No progress or summary.")] = False,
     **given,
 ) -> None:
-    """Flip known labels in a temporary copy of PATH, scan it, and say how many were found."""
+    """Flip known labels in a temporary copy of PATH, scan it, and say how many were found.
+
+    Exactly round(INJECT x samples) labels are flipped; the output states the realised rate.
+
+    [bold]Examples[/]
+
+      labelaudit selftest data.csv --inject 0.1 --json
+      labelaudit selftest datasets/digits-noisy --inject 0.2 --cv 3 --epochs 10
+      labelaudit selftest data.csv --frac-zero-noise-rates 0.5
+    """
     from .progress import Progress
     from .scan import ScanSettings
     from .selftest import selftest

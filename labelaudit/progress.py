@@ -29,6 +29,7 @@ class Progress:
         self.console = console
         self._log = None if quiet else log
         self._progress = None
+        self.tasks = []
 
     def stage(self, message: str) -> None:
         """Announce a stage of the work ("confident learning"), above any bars."""
@@ -54,6 +55,7 @@ class Progress:
         )
         with self._progress:
             yield self
+        self.tasks = list(self._progress.tasks)  # the bars as they ended, for a look back
         self._progress = None
 
     def track(self, items, *, description: str):

@@ -405,3 +405,153 @@ def test_unicode_and_odd_ids_that_exist_are_applied(tmp_path):
     result = run("apply", root, decisions, "--out", tmp_path / "fixed")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "fixed" / "1" / odd).exists()
+
+
+# -- issue 19: row-number ids survive apply; --out as a file; --reviewed that does not fit -----
+
+
+def _numbered_table(tmp_path, suffix: str = ".csv") -> Path:
+    frame = pd.DataFrame({"x": [float(i) for i in range(12)], "label": ["a", "b", "c"] * 4})
+    path = tmp_path / f"table{suffix}"
+    if suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_a_table_without_ids_keeps_its_row_numbers_in_labelaudit_row(tmp_path, suffix):
+    from labelaudit.apply import ROW_COLUMN
+
+    path = _numbered_table(tmp_path, suffix)
+    decisions = pd.DataFrame({"id": ["3", "7", "8"], "decision": ["remove", "relabel", "keep"],
+                              "new_label": ["", "a", ""]})
+    result = apply_decisions(path, decisions, tmp_path / "fixed")
+    assert result.row_column == ROW_COLUMN
+    copy = load_dataset(result.written, id_column=ROW_COLUMN)
+    # Every later row keeps its original number: row 7 is still '7' after row 3 went.
+    assert copy.ids.tolist() == [str(i) for i in range(12) if i != 3]
+    assert label_of(copy)["7"] == "a" and label_of(copy)["8"] == "c"
+    from labelaudit.data import read_table
+
+    assert read_table(result.written).columns.tolist()[-1] == ROW_COLUMN  # appended last
+
+
+def test_a_table_with_an_id_column_gets_no_row_column(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"key": ["k1", "k2", "k3"], "x": [1, 2, 3], "label": ["a", "b", "a"]}).to_csv(
+        path, index=False)
+    result = apply_decisions(path, pd.DataFrame({"id": ["k1"], "decision": ["remove"],
+                                                 "new_label": [""]}), tmp_path / "fixed",
+                             id_column="key")
+    assert result.row_column is None
+    assert "labelaudit_row" not in (tmp_path / "fixed" / "t.csv").read_text()
+
+
+def test_applying_to_a_corrected_copy_again_keeps_the_original_numbers(tmp_path):
+    path = _numbered_table(tmp_path)
+    first = apply_decisions(path, pd.DataFrame({"id": ["0"], "decision": ["remove"],
+                                                "new_label": [""]}), tmp_path / "fix1.csv")
+    # Its ids are the original row numbers in labelaudit_row, not the copy's row numbers.
+    second = apply_decisions(first.written, pd.DataFrame(
+        {"id": ["5"], "decision": ["remove"], "new_label": [""]}), tmp_path / "fix2.csv")
+    frame = pd.read_csv(second.written)
+    assert frame["labelaudit_row"].tolist() == [i for i in range(12) if i not in (0, 5)]
+
+
+@pytest.mark.xfail(strict=False, reason="the loader takes a column named labelaudit_row as the "
+                   "id column without --id-column once the id detection (data.py) lands")
+def test_a_rescan_finds_labelaudit_row_without_id_column(tmp_path):
+    path = _numbered_table(tmp_path)
+    result = apply_decisions(path, pd.DataFrame({"id": ["3"], "decision": ["remove"],
+                                                 "new_label": [""]}), tmp_path / "fixed.csv")
+    copy = load_dataset(result.written)
+    assert copy.ids.tolist() == [str(i) for i in range(12) if i != 3]
+    assert "labelaudit_row" not in list(copy.inputs.columns)  # an id, not a feature
+
+
+def test_out_ending_in_the_table_suffix_is_the_corrected_file(tmp_path):
+    path = _numbered_table(tmp_path)
+    decisions = write_decisions(tmp_path / "d.csv", [("1", "b", "relabel", "a"),
+                                                     ("2", "c", "remove", "")])
+    out = tmp_path / "wine-fixed.csv"
+    result = run("apply", path, decisions, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+    log = tmp_path / "wine-fixed.changes.csv"
+    assert read_decisions(log)["id"].tolist() == ["1", "2"]
+    assert str(log) in result.output
+    assert len(pd.read_csv(out)) == 11
+    assert not list(tmp_path.glob(".*labelaudit*"))  # no draft left behind
+
+
+def test_an_existing_out_file_is_replaced_only_with_force_and_its_change_log(tmp_path):
+    path = _numbered_table(tmp_path)
+    decisions = write_decisions(tmp_path / "d.csv", [("2", "c", "remove", "")])
+    out = tmp_path / "fixed.csv"
+    assert run("apply", path, decisions, "--out", out).exit_code == 0
+    again = run("apply", path, decisions, "--out", out)
+    assert again.exit_code == 2 and "--force" in again.output
+    assert run("apply", path, decisions, "--out", out, "--force").exit_code == 0
+
+    theirs = tmp_path / "theirs.csv"  # no change log beside it: not ours
+    theirs.write_text("precious\n")
+    refused = run("apply", path, decisions, "--out", theirs, "--force")
+    assert refused.exit_code == 2 and "did not write it" in " ".join(refused.output.split())
+    assert theirs.read_text() == "precious\n"
+    (tmp_path / "theirs.changes.csv").write_text("not,a,change,log\n")
+    refused = run("apply", path, decisions, "--out", theirs, "--force")
+    assert refused.exit_code == 2 and "not a change log" in " ".join(refused.output.split())
+    assert theirs.read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("out, words", [
+    ("table.csv", "which is the dataset"),
+    ("fixed.parquet", "keeps the format"),
+    ("d.changes.csv", "pass --force"),
+])
+def test_out_file_refusals(tmp_path, out, words):
+    path = _numbered_table(tmp_path)
+    decisions = write_decisions(tmp_path / "d.csv", [("2", "c", "remove", "")])
+    (tmp_path / "d.changes.csv").write_text("id,given_label,decision,new_label\n")
+    before = tree_hashes(tmp_path)
+    result = run("apply", path, decisions, "--out", tmp_path / out)
+    assert result.exit_code == 2, result.output
+    assert words in " ".join(result.output.split())
+    assert tree_hashes(tmp_path) == before
+
+
+def test_out_with_a_table_suffix_for_an_image_folder_is_refused(tmp_path, images):
+    decisions = write_decisions(tmp_path / "d.csv", [("0/img-0000.png", "0", "remove", "")])
+    result = run("apply", images, decisions, "--out", tmp_path / "fixed.csv")
+    assert result.exit_code == 2 and "image folder" in result.output
+    assert not (tmp_path / "fixed.csv").exists()
+
+
+def test_reviewed_ids_that_fit_no_sample_are_refused(tmp_path):
+    path = _numbered_table(tmp_path)
+    decisions = write_decisions(tmp_path / "d.csv", [("row-9", "a", "keep", ""),
+                                                     ("row-10", "b", "relabel", "a")])
+    result = run("scan", path, "--out", tmp_path / "r", "--epochs", "1", "--cv", "2", "-q",
+                 "--audit", "always", "--reviewed", decisions)
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "none of the 2 reviewed ids are samples" in message
+    assert "before apply renumbered its rows" in message
+
+
+def test_reviewed_row_numbers_of_shifted_rows_are_refused():
+    issues = pd.DataFrame({"id": [str(i) for i in range(6)],
+                           "given_label": ["a", "b", "c", "a", "b", "c"],
+                           "label_quality": [.1] * 6, "is_label_issue": [True] * 6,
+                           "rank": pd.array(range(1, 7), dtype="Int64")})
+    # Made before row 0 was removed: every later id now names the row after it.
+    shifted = pd.DataFrame({"id": ["1", "2", "3"], "given_label": ["a", "b", "c"],
+                            "decision": ["keep", "relabel", "keep"], "new_label": ["", "a", ""]})
+    with pytest.raises(UsageError, match="3 of 3 reviewed samples"):
+        mark_reviewed(issues, shifted)
+    fitting = shifted.assign(given_label=["b", "c", "a"])
+    assert mark_reviewed(issues, fitting)["reviewed"].sum() == 3
