@@ -22,6 +22,8 @@ MEMBER_WORDS = {
 }
 # A text's words are weighed by naive Bayes on at most this many texts (a seeded subsample).
 MAX_WORD_TEXTS = 20_000
+# A word weighs for a class when it is at least twice as likely there (common words are not).
+MIN_WEIGHT = float(np.log(2))
 
 
 def top_classes(pred_probs: np.ndarray, *, k: int = 3) -> list[list]:
@@ -185,7 +187,8 @@ def word_evidence(texts, labels: np.ndarray, n_classes: int, queries: np.ndarray
         present = asked.indices[asked.indptr[i]:asked.indptr[i + 1]]
         weight = log_prob[g, present] - log_prob[s, present]
         order = np.argsort(-weight, kind="stable")
-        for_given = [str(words[present[j]]) for j in order[:top] if weight[j] > 0]
-        for_suggested = [str(words[present[j]]) for j in order[::-1][:top] if weight[j] < 0]
+        for_given = [str(words[present[j]]) for j in order[:top] if weight[j] > MIN_WEIGHT]
+        for_suggested = [str(words[present[j]]) for j in order[::-1][:top]
+                         if weight[j] < -MIN_WEIGHT]
         out.append([for_given, for_suggested])
     return out
