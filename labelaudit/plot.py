@@ -54,6 +54,10 @@ def _figure(history, *, verdict=None):
         title += f": {verdict.regime}"
         if verdict.growth is not None:
             title += f", growth {verdict.growth:+.2f}"
+    if (frame["epoch"].dropna() % 1 == 0).all():
+        from matplotlib.ticker import MaxNLocator
+
+        loss_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     gap_ax.set_title(title, fontsize=10, loc="left")
     gap_ax.set_ylabel("gap")
     loss_ax.set_ylabel("loss")
@@ -97,7 +101,8 @@ def _draw_gap(ax, frame, verdict) -> None:
         ax.axvspan(partial.min(), partial.max(), color="#888888", alpha=0.08, linewidth=0)
         names = sorted(both.loc[both["epoch"] >= partial.min(), "fold"].unique())
         who = (f"fold {names[0]} only" if len(names) == 1 and count[partial].max() == 1
-               else f"{int(count[partial].min())}-{int(count[partial].max())} of {folds} folds")
+               else f"{int(count[partial].max())} down to {int(count[partial].min())} of "
+                    f"{folds} folds")
         ax.text(partial.min(), 0.96, f" epochs {_fmt_epoch(partial.min())}-"
                 f"{_fmt_epoch(partial.max())}: {who}", transform=ax.get_xaxis_transform(),
                 fontsize=7.5, color="#555555", va="top")
