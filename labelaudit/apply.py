@@ -108,6 +108,8 @@ def apply_decisions(
         id_column = ROW_COLUMN  # a copy apply wrote: its rows are numbered as in the original
     ds = load_dataset(data, label_column=label_column, id_column=id_column, encoding=encoding,
                       follow_symlinks=follow_symlinks)
+    # The column the loader took the ids from (one it detected, or None for row numbers).
+    id_column = getattr(ds, "id_column", id_column)
     if ds.kind == "images":
         _check_image_ids(decisions["id"])
     plan = _plan(ds, decisions, where=str(decisions_path or "decisions"))

@@ -233,10 +233,13 @@ def test_row_number_ids_and_unlabeled_rows(tmp_path):
     refused = run("apply", data, write_decisions(tmp_path / "d.csv", [("4", "", "remove", "")]),
                   "--out", tmp_path / "a")
     assert refused.exit_code == 2 and "not samples" in refused.output
+    # --id-column '' asks for row numbers even where a column looks like the id.
     result = apply_decisions(data, pd.DataFrame({"id": ["1"], "decision": ["remove"],
-                                                 "new_label": [""]}), tmp_path / "b")
+                                                 "new_label": [""]}), tmp_path / "b",
+                             id_column="")
     fixed = pd.read_csv(result.written, dtype=str, keep_default_na=False)
     assert fixed["sample_id"].tolist() == ["007", "009", "010", "011", "012"]
+    assert fixed["labelaudit_row"].tolist() == ["0", "2", "3", "4", "5"]
 
 
 @pytest.mark.parametrize("suffix", [".tsv", ".parquet", ".jsonl"])
