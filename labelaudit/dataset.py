@@ -28,6 +28,7 @@ class Dataset:
     inputs: Any
     label_column: str | None = None
     text_column: str | None = None
+    id_column: str | None = None  # tables: the column the ids come from; None: row numbers
     files: np.ndarray | None = None  # images: absolute file paths, aligned with ids
     skipped: tuple[tuple[str, str], ...] = ()  # (id or file, reason)
     warnings: tuple[str, ...] = ()
@@ -53,6 +54,7 @@ class Dataset:
                 self.classes, np.bincount(self.labels, minlength=self.n_classes), strict=True)},
             "label_column": self.label_column,
             "text_column": self.text_column,
+            "id_column": self.id_column,
             "n_skipped": len(self.skipped),
             "skipped": [{"id": i, "reason": r} for i, r in self.skipped[:1000]],
             "warnings": list(self.warnings),

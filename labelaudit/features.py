@@ -24,7 +24,7 @@ def make_features(ds: Dataset):
     >>> from labelaudit.data import load_dataset
     >>> X = make_features(load_dataset("datasets/wine-noisy.csv"))
     >>> X.shape, X.dtype
-    ((178, 63), dtype('float32'))
+    ((178, 13), dtype('float32'))
     """
     if ds.kind == "images":
         return ds.inputs

@@ -149,7 +149,10 @@ class LoadSettings:
     kind: str | None = setting(None, help="Override the detected data kind.", choices=KINDS)
     label_column: str | None = setting(None, help="Table column with the labels.", shown=True)
     text_column: str | None = setting(None, help="Table column with free text.", shown=True)
-    id_column: str | None = setting(None, help="Table column with stable ids.", shown=True)
+    id_column: str | None = setting(
+        None, help="Table column with stable ids (default: the one column named like an id, "
+                   "or else holding short distinct values, unique in every row; '' for row "
+                   "numbers).", shown=True)
     encoding: str = setting("utf-8", help="Text encoding of csv/tsv/jsonl files.")
     image_size: int | None = setting(
         None, help="Side of the square images are resized to (default: median size, at most "

@@ -21,6 +21,11 @@ NOT_NUMBER_SHARE = 0.1
 ABSURD_SPREADS = 1e6
 # Column names that say "identifier" (sample_id, ID, uuid, index, pandas' unnamed index column).
 ID_NAME = re.compile(r"(?:.*[_\- ])?(?:id|uuid|guid|key|index)|unnamed: ?0", re.IGNORECASE)
+# Names that say "the sample id" outright; they win over other id-like columns.
+EXACT_ID_NAMES = ("id", "sample_id", "uuid", "guid")
+# The column `labelaudit apply` writes with each row's number in the original table, so a scan
+# of the corrected copy keeps the original ids. Always the id when present, never a feature.
+ROW_COLUMN = "labelaudit_row"
 
 
 def _guess_label_column(columns, label_column: str | None) -> str | None:
@@ -180,12 +185,19 @@ def load_table(
     >>> ds.kind, ds.label_column
     ('tabular', 'label')
     """
+    # Columns named like ids may become the id, so they are read as written too.
     frame = read_table(path, encoding=encoding, as_text=lambda names: (
-        _guess_label_column(names, label_column), id_column, text_column))
+        _guess_label_column(names, label_column), id_column, text_column,
+        *filter(_id_named, names)))
     label_column = _choose_label_column(list(frame.columns), path, label_column)
     _check_columns(frame, path, label_column, id_column=id_column, text_column=text_column)
+    id_column, warn = _choose_id_column(frame, label_column, id_column, text_column)
+    if path.suffix.lower() in (".csv", ".tsv"):  # the others stay features, typed
+        for column in set(filter(_id_named, frame.columns)) - {id_column, label_column,
+                                                               text_column}:
+            frame[column] = _typed(frame[column])
     ids = _ids(frame, path, id_column)
-    warn, skipped = [], []
+    skipped = []
     missing = frame[label_column].isna()
     if missing.all():
         raise UsageError(f"{path}: label column {label_column!r} is empty in every row; pass "
@@ -198,12 +210,13 @@ def load_table(
     frame, ids = frame[keep], ids[keep]
     classes, labels = _class_labels(frame[label_column].tolist(), path, label_column)
 
-    features = [c for c in frame.columns if c not in (label_column, id_column)]
+    features = [c for c in frame.columns if c not in (label_column, id_column, ROW_COLUMN)]
     if not features:
         raise UsageError(f"{path}: no feature columns besides the label; nothing to learn from")
     text_column = _choose_text_column(frame, features, path, kind=kind, text_column=text_column)
     common = dict(path=str(path), ids=ids.to_numpy(dtype=object), labels=labels,
-                  classes=tuple(classes), label_column=label_column, skipped=tuple(skipped))
+                  classes=tuple(classes), label_column=label_column, id_column=id_column,
+                  skipped=tuple(skipped))
     if text_column is not None:
         texts = frame[text_column].map(lambda v: "" if v is None or v != v else str(v))
         ds = Dataset(kind="text", inputs=texts.to_numpy(dtype=object), text_column=text_column,
@@ -221,13 +234,71 @@ def load_table(
 
 def _check_columns(frame, path: Path, label_column: str, *, id_column, text_column) -> None:
     """Refuse an --id-column or --text-column the table lacks, or an id that is the label."""
-    for name, col in (("--id-column", id_column), ("--text-column", text_column)):
+    for name, col in (("--id-column", id_column or None), ("--text-column", text_column)):
         if col is not None and col not in frame.columns:
             raise UsageError(f"{path}: no column {col!r} for {name} "
                              f"(columns: {', '.join(frame.columns)})")
     if id_column == label_column:
         raise UsageError(f"{path}: --id-column and the label column are both {id_column!r}; "
                          "name two different columns")
+
+
+def _choose_id_column(frame, label_column: str, id_column: str | None,
+                      text_column: str | None) -> tuple[str | None, list[str]]:
+    """(the id column or None for row numbers, warnings): --id-column when given ('' asks for
+    row numbers), else the one id-like column of the first tier in `_ID_TIERS` that has any."""
+    if id_column is not None:
+        return id_column or None, []
+    others = [c for c in frame.columns if c not in (label_column, text_column)]
+    for tier in _ID_TIERS:
+        found = [c for c in others if tier(frame[c], c)]
+        if len(found) == 1:
+            return found[0], [
+                f"using column {found[0]!r} as the sample id (unique in every row); pass "
+                "--id-column NAME to choose another, or --id-column '' for row numbers"]
+        if found:
+            return None, [
+                f"columns {', '.join(map(repr, found))} could each be the sample id; using row "
+                "numbers instead of choosing one silently; pass --id-column NAME to choose"]
+    return None, []
+
+
+def _id_named(name: str) -> bool:
+    return name == ROW_COLUMN or ID_NAME.fullmatch(name.strip()) is not None
+
+
+def _typed(series):
+    """A column read as text, typed as the csv reader types it: pandas' missing-value strings
+    as missing, numbers as numbers when every value is one (decimals parsed exactly)."""
+    import pandas as pd
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+        return series  # (parquet, jsonl: typed by their reader)
+    series = series.where(~series.isin(STR_NA_VALUES), np.nan)
+    numbers = pd.to_numeric(series, errors="coerce")
+    if not numbers.isna().equals(series.isna()):
+        return series
+    return numbers if pd.api.types.is_integer_dtype(numbers) else series.map(float)
+
+
+def _unique(series) -> bool:
+    """A value in every row, each different."""
+    return not series.isna().any() and series.nunique() == len(series)
+
+
+# Ways a column can say "I am the sample id", strongest first (see `_choose_id_column`).
+_ID_TIERS = (
+    lambda series, name: name == ROW_COLUMN and _unique(series),
+    lambda series, name: name.strip().lower() in EXACT_ID_NAMES and _unique(series),
+    lambda series, name: ID_NAME.fullmatch(name.strip()) is not None and _unique(series),
+    # (A column of numbers with a few typos is a measurement, not an id.)
+    lambda series, name: _looks_like_id(series, name) and not _mostly_numbers(series),
+)
+
+
+def _mostly_numbers(series) -> bool:
+    return series.map(_as_number).notna().mean() >= 1 - NOT_NUMBER_SHARE
 
 
 def _ids(frame, path: Path, id_column: str | None):

@@ -436,10 +436,12 @@ def test_a_column_that_looks_like_an_id_is_named_in_a_warning(tmp_path):
     })
     path = tmp_path / "table.csv"
     frame.to_csv(path, index=False)
-    named = [w.split("'")[1] for w in load_dataset(path).warnings if "like an id" in w]
+    row_numbers = load_dataset(path, id_column="")
+    named = [w.split("'")[1] for w in row_numbers.warnings if "like an id" in w]
     assert named == ["sample_id", "Unnamed: 0"]
-    assert "pass --id-column sample_id" in " ".join(load_dataset(path).warnings)
-    chosen = load_dataset(path, id_column="sample_id")
+    assert "pass --id-column sample_id" in " ".join(row_numbers.warnings)
+    chosen = load_dataset(path)  # an exact id name wins over pandas' saved index
+    assert chosen.id_column == "sample_id"
     assert [w.split("'")[1] for w in chosen.warnings if "like an id" in w] == ["Unnamed: 0"]
 
 
