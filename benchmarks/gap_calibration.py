@@ -34,10 +34,19 @@ import pandas as pd
 
 NOISE_RATES = (0.0, 0.05, 0.10, 0.20, 0.40)
 SEEDS = 5
+# --curve: the detection curve (share of runs whose verdict starts the audit under --audit auto)
+# per kind of data, at low noise too, on seeds after the calibration's 0-4 by default.
+CURVE_NOISE = (0.0, 0.01, 0.02, 0.05, 0.10, 0.20)
+CURVE_DATASETS = ("breast-cancer", "digits-images", "20news-800")
+CURVE_FIRST_SEED = 5
+KIND = {"iris": "tables", "wine": "tables", "breast-cancer": "tables", "digits-table": "tables",
+        "digits-images": "images", "mnist-1000": "images", "mnist-3000": "images",
+        "mnist-10000": "images", "20news-800": "text"}
 # Cheapest first; seeds are the outer loop, so an interrupted run still covers every cell.
 DATASETS = ("iris", "wine", "breast-cancer", "digits-table", "digits-images", "mnist-1000",
-            "mnist-3000", "mnist-10000")
+            "mnist-3000", "mnist-10000", "20news-800")
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-test"
+TWENTY_NEWS = MNIST.parent / "20news-test"
 QUICK = {"datasets": ("iris", "wine"), "noise": (0.0, 0.20), "seeds": 1}
 
 
@@ -68,9 +77,25 @@ def _mnist(name: str, seed: int):
     return images[keep], labels[keep]
 
 
+@functools.cache
+def _twenty_news():
+    """(texts, labels): 800 posts of 5 groups, the sample quality.py's text grid scans."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from quality import read_20news, subsample
+
+    bench = subsample(read_20news(TWENTY_NEWS), 800, max_classes=5, seed=0)
+    return bench.inputs, bench.y
+
+
 def write_dataset(name: str, labels: np.ndarray, folder: Path, images=None) -> Path:
     """Write dataset `name` with the given (possibly noisy) labels; return the path to scan."""
     from PIL import Image
+
+    if name == "20news-800":
+        path = folder / f"{name}.csv"
+        pd.DataFrame({"text": _twenty_news()[0], "label": [f"g{v}" for v in labels]}).to_csv(
+            path, index=False)
+        return path
 
     if images is not None:  # MNIST
         root = folder / name
@@ -103,6 +128,8 @@ def run_one(name: str, noise: float, seed: int, settings) -> tuple[dict, pd.Data
     images = None
     if name.startswith("mnist"):
         images, y = _mnist(name, seed)
+    elif name == "20news-800":
+        y = _twenty_news()[1]
     else:
         y = _bunch(name).target
     noisy = inject_noise(y, noise, random_state=seed)
@@ -111,11 +138,11 @@ def run_one(name: str, noise: float, seed: int, settings) -> tuple[dict, pd.Data
         started = time.perf_counter()
         result = scan(path, replace(settings, audit="never", seed=seed))
     verdict = result.verdict
-    row = {"dataset": name, "noise": noise, "seed": seed,
+    row = {"dataset": name, "kind": KIND[name], "noise": noise, "seed": seed,
            "actual_noise": float((noisy != y).mean()),
            "regime": verdict.regime, "steep": verdict.steep, "growth": verdict.growth,
            "train_at_best": getattr(verdict, "train_at_best", None),
-           "seconds": time.perf_counter() - started}
+           "scanned_kind": result.dataset.kind, "seconds": time.perf_counter() - started}
     history = result.history.assign(dataset=name, noise=noise, seed=seed)
     return row, history
 
@@ -172,6 +199,29 @@ def markdown_table(runs: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def detection_table(runs: pd.DataFrame) -> str:
+    """The detection curve: share of runs whose verdict starts the audit (steep), per kind of
+    data (rows) and noise rate (columns), as markdown, with the targets at 0% and 5% or more."""
+    rates = sorted(runs["noise"].unique())
+    lines = ["| kind (datasets) | " + " | ".join(f"{r:.0%}" for r in rates) + " |",
+             "|---" * (len(rates) + 1) + "|"]
+
+    def cell(part):
+        return "n/a" if part.empty else f"{int(part['steep'].sum())}/{len(part)}"
+
+    for kind, part in runs.groupby("kind", sort=True):
+        names = ", ".join(dict.fromkeys(part["dataset"]))
+        lines.append(f"| {kind} ({names}) | " + " | ".join(
+            cell(part[part["noise"] == r]) for r in rates) + " |")
+    lines.append("| **all** | " + " | ".join(f"**{cell(runs[runs['noise'] == r])}**"
+                                              for r in rates) + " |")
+    clean, noisy = runs[runs["noise"] == 0], runs[runs["actual_noise"] >= 0.05]
+    lines += ["", f"- clean runs that start the audit: {cell(clean)} (target at most 5%)",
+              f"- runs with at least 5% of labels wrong (realised) that start it: "
+              f"{cell(noisy)} (target at least 95%)"]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -179,6 +229,12 @@ def main(argv=None) -> int:
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=None)
     parser.add_argument("--noise", nargs="+", type=float, default=None)
     parser.add_argument("--seeds", type=int, default=None, help=f"seeds per cell (default {SEEDS})")
+    parser.add_argument("--first-seed", type=int, default=None,
+                        help=f"first seed (default 0; {CURVE_FIRST_SEED} with --curve)")
+    parser.add_argument("--curve", action="store_true",
+                        help="the detection curve per kind of data at "
+                             f"{', '.join(f'{r:.0%}' for r in CURVE_NOISE)} noise on "
+                             f"{', '.join(CURVE_DATASETS)} (unless --datasets/--noise say)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="override ScanSettings' epochs (only to try the script quickly)")
     parser.add_argument("--histories", type=Path,
@@ -196,10 +252,17 @@ def main(argv=None) -> int:
     from labelaudit.scan import ScanSettings
 
     quick = QUICK if args.quick else {}
+    if args.curve:
+        quick = {"datasets": CURVE_DATASETS, "noise": CURVE_NOISE, "seeds": 2}
+    first_seed = args.first_seed if args.first_seed is not None else (
+        CURVE_FIRST_SEED if args.curve else 0)
     datasets = args.datasets or quick.get("datasets", DATASETS)
     if not MNIST.exists() and any(name.startswith("mnist") for name in datasets):
         print(f"note: the MNIST datasets are skipped: {MNIST} is absent", file=sys.stderr)
         datasets = [name for name in datasets if not name.startswith("mnist")]
+    if not TWENTY_NEWS.exists() and "20news-800" in datasets:
+        print(f"note: 20news-800 is skipped: {TWENTY_NEWS} is absent", file=sys.stderr)
+        datasets = [name for name in datasets if name != "20news-800"]
     noise_rates = args.noise or quick.get("noise", NOISE_RATES)
     seeds = args.seeds or quick.get("seeds", SEEDS)
     settings = ScanSettings() if args.epochs is None else ScanSettings(epochs=args.epochs)
@@ -207,7 +270,7 @@ def main(argv=None) -> int:
 
     rows, histories = [], []
     total = len(datasets) * len(noise_rates) * seeds
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         for name in datasets:
             for noise in noise_rates:
                 try:
@@ -226,7 +289,7 @@ def main(argv=None) -> int:
     order = {name: i for i, name in enumerate(datasets)}
     runs = runs.sort_values(["dataset", "noise", "seed"], key=lambda c: c.map(order)
                             if c.name == "dataset" else c, kind="stable")
-    print(markdown_table(runs))
+    print(detection_table(runs) if args.curve else markdown_table(runs))
     if args.runs:
         runs.to_csv(args.runs, index=False)
     print(f"\n{len(runs)} runs, {runs['seconds'].sum() / 60:.1f} min of scans; "
