@@ -47,6 +47,8 @@ DATASETS = ("iris", "wine", "breast-cancer", "digits-table", "digits-images", "m
             "mnist-3000", "mnist-10000", "20news-800")
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-test"
 TWENTY_NEWS = MNIST.parent / "20news-test"
+N_CLASSES = {"iris": 3, "wine": 3, "breast-cancer": 2, "digits-table": 10, "digits-images": 10,
+             "mnist-1000": 10, "mnist-3000": 10, "mnist-10000": 10, "20news-800": 5}
 QUICK = {"datasets": ("iris", "wine"), "noise": (0.0, 0.20), "seeds": 1}
 
 
@@ -153,7 +155,8 @@ def rediagnose(histories: pd.DataFrame) -> pd.DataFrame:
 
     rows = []
     for (name, noise, seed), part in histories.groupby(["dataset", "noise", "seed"], sort=False):
-        verdict = diagnose(part[["fold", "epoch", "train_loss", "val_loss"]])
+        verdict = diagnose(part[["fold", "epoch", "train_loss", "val_loss"]],
+                           n_classes=N_CLASSES[name])
         rows.append({"dataset": name, "noise": noise, "seed": seed, "regime": verdict.regime,
                      "steep": verdict.steep, "growth": verdict.growth})
     return pd.DataFrame(rows)

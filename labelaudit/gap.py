@@ -76,6 +76,10 @@ MAX_POINTS = 200
 # Validation losses within this much (in loss scales) of the best form the best plateau; the
 # training loss is read at its last epoch, since noise alone picks the minimum on a plateau.
 PLATEAU_TOL = 0.01
+# With the number of classes K known (a scan), the loss scale is at least this share of log(K),
+# the loss of a uniform guess: a network that fits most of the data within its first epoch
+# (breast cancer) otherwise gets a tiny scale, and every gap looks steep against it.
+SCALE_FLOOR = 0.5
 REGIMES = ("converged", "over-parametrized", "steep-climb", "underfitting",
            "too-little-evidence")
 
@@ -391,10 +395,11 @@ def _epoch(value) -> float | int:
     return int(value) if value.is_integer() else value
 
 
-def diagnose(history) -> GapVerdict:
+def diagnose(history, *, n_classes: int | None = None) -> GapVerdict:
     """Diagnose a loss history: a DataFrame (or records) with epoch, train_loss, val_loss [, fold].
 
-    Every fold's curve is used. The rule is documented in this module's docstring.
+    Every fold's curve is used. The rule is documented in this module's docstring. With
+    `n_classes` (a scan knows it) the loss scale is at least ``SCALE_FLOOR * log(n_classes)``.
 
     >>> import pandas as pd
     >>> epochs = range(1, 21)  # training loss keeps falling while validation loss creeps up
@@ -413,6 +418,8 @@ def diagnose(history) -> GapVerdict:
     if epochs > MAX_POINTS:
         frame = _coarsen(frame)
     scale = _scale(frame)
+    if n_classes is not None and n_classes > 1:
+        scale = max(scale, SCALE_FLOOR * float(np.log(n_classes)))
     if not scale > 0:
         return _verdict("too-little-evidence", epochs=epochs, folds=folds,
                         evidence=["every loss is zero: there is no curve to judge"])

@@ -212,7 +212,8 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
         found, estimates = _audit_labels(ds, results, filter_by=settings.filter_by)
         audit.update(estimates)
         lap("confident_learning")
-    history, verdict = _read_gap(results, monitor_verdict, monitor_fold=runner.monitor.fold)
+    history, verdict = _read_gap(results, monitor_verdict, monitor_fold=runner.monitor.fold,
+                                 n_classes=ds.n_classes)
     audit["best_epochs"] = [r.best_epoch for r in results]
     return dict(history=history, verdict=verdict, audit=audit, **found)
 
@@ -272,7 +273,7 @@ def _watch_gap(runner: _FoldRunner, mode: str, *, lap):
         return results, None
     results = runner.run([runner.monitor.fold], members=False)
     lap("monitor")
-    return results, diagnose(history_frame(results))
+    return results, diagnose(history_frame(results), n_classes=runner.model.n_classes)
 
 
 def _decide(mode: str, verdict, monitor_fold: int) -> tuple[bool, str]:
@@ -312,7 +313,7 @@ def _audit_labels(ds, results: list, *, filter_by: str):
                 member_probs={name: probs[name] for name in votes}), estimates
 
 
-def _read_gap(results: list, monitor_verdict, *, monitor_fold: int):
+def _read_gap(results: list, monitor_verdict, *, monitor_fold: int, n_classes: int):
     """(history, verdict): the run's one verdict is the monitor fold's, in every audit mode.
 
     It is the verdict that decides `--audit auto` and the one the gap rule was calibrated on
@@ -324,7 +325,8 @@ def _read_gap(results: list, monitor_verdict, *, monitor_fold: int):
     from .train import history_frame
 
     history = history_frame(results)
-    verdict = monitor_verdict or diagnose(history[history["fold"] == monitor_fold])
+    verdict = monitor_verdict or diagnose(history[history["fold"] == monitor_fold],
+                                          n_classes=n_classes)
     return history, for_scan(verdict)
 
 
