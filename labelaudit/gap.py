@@ -44,9 +44,10 @@ quantity for the two losses.
    it gets wrong.
 6. ``converged`` otherwise: the gap has stopped growing within noise.
 
-The evidence also names the best-validation epoch (lowest validation loss, median over folds)
-and the epoch where the gap started to climb (its last low point before the end, when it has
-since grown by at least ``CLIMB_MIN * s``). The thresholds were tuned on the calibration benchmark
+The evidence also names each fold's own best-validation epoch (their median and range), the
+epochs only some folds reached, and where the gap's trend turns upward (the knee of a two-piece
+line fitted to every fold's gap, when the gap has since grown by at least ``CLIMB_MIN * s``).
+With ``n_classes`` (a scan) the loss scale is at least ``SCALE_FLOOR * log(n_classes)``. The thresholds were tuned on the calibration benchmark
 (benchmarks/gap_calibration.py, see benchmarks/README.md), never per dataset.
 """
 
