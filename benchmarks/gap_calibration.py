@@ -156,7 +156,7 @@ def rediagnose(histories: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (name, noise, seed), part in histories.groupby(["dataset", "noise", "seed"], sort=False):
         verdict = diagnose(part[["fold", "epoch", "train_loss", "val_loss"]],
-                           n_classes=N_CLASSES[name])
+                           n_classes=N_CLASSES.get(name))
         rows.append({"dataset": name, "noise": noise, "seed": seed, "regime": verdict.regime,
                      "steep": verdict.steep, "growth": verdict.growth})
     return pd.DataFrame(rows)

@@ -47,7 +47,8 @@ quantity for the two losses.
 The evidence also names each fold's own best-validation epoch (their median and range), the
 epochs only some folds reached, and where the gap's trend turns upward (the knee of a two-piece
 line fitted to every fold's gap, when the gap has since grown by at least ``CLIMB_MIN * s``).
-With ``n_classes`` (a scan) the loss scale is at least ``SCALE_FLOOR * log(n_classes)``. The thresholds were tuned on the calibration benchmark
+With ``n_classes`` (a scan) the loss scale is at least ``SCALE_FLOOR * log(n_classes)``.
+The thresholds were tuned on the calibration benchmark
 (benchmarks/gap_calibration.py, see benchmarks/README.md), never per dataset.
 """
 
