@@ -40,7 +40,7 @@ def check_out(out: str | os.PathLike, *, inputs=(), writes=()) -> None:
     >>> check_out("datasets", inputs=["datasets/wine-noisy.csv"])
     Traceback (most recent call last):
     labelaudit.errors.UsageError: --out datasets holds the dataset file datasets/wine-noisy.csv, \
-and a report replaces its folder; choose a new folder, e.g. --out ./labelaudit-report
+and a report replaces its folder; choose a new folder, e.g. --out ./wine-noisy.labelaudit
     """
     out = Path(out)
     target = out.resolve()
@@ -51,7 +51,7 @@ and a report replaces its folder; choose a new folder, e.g. --out ./labelaudit-r
         if target in real.parents or target == real:
             what = "folder" if real.is_dir() else "file"
             raise UsageError(f"--out {out} holds the dataset {what} {data}, and a report replaces "
-                             "its folder; choose a new folder, e.g. --out ./labelaudit-report")
+                             f"its folder; choose a new folder, e.g. --out {_example(data)}")
     if target.exists() and not target.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder; choose another --out")
     if target.is_dir():
@@ -59,21 +59,28 @@ and a report replaces its folder; choose a new folder, e.g. --out ./labelaudit-r
 
 
 def refuse_inside(out: str | os.PathLike, data: str | os.PathLike, *,
-                  example: str = "./labelaudit-report") -> None:
+                  example: str | None = None) -> None:
     """Refuse an --out that is the dataset `data` or lies inside it: writing there would change
     the input.
 
     >>> refuse_inside("datasets/wine-noisy.csv/report", "datasets/wine-noisy.csv")
     Traceback (most recent call last):
     labelaudit.errors.UsageError: --out datasets/wine-noisy.csv/report is inside the dataset \
-datasets/wine-noisy.csv; choose a folder outside it, e.g. --out ./labelaudit-report
+datasets/wine-noisy.csv; choose a folder outside it, e.g. --out ./wine-noisy.labelaudit
     """
     out, data = Path(out), Path(data)
     target, real = out.resolve(), data.resolve()
     if target == real or real in target.parents:
         what = "dataset folder" if real.is_dir() else "dataset"
         raise UsageError(f"--out {out} is inside the {what} {data}; choose a folder outside it, "
-                         f"e.g. --out {example}")
+                         f"e.g. --out {example or _example(data)}")
+
+
+def _example(data: Path) -> str:
+    """The --out a scan of `data` writes by default, to suggest in a refusal."""
+    from .settings import default_out
+
+    return f"./{default_out(data)}"
 
 
 def check_writable(path: str | os.PathLike, *, option: str, advice: str | None = None,
