@@ -191,13 +191,13 @@ def load_table(
         *filter(_id_named, names)))
     label_column = _choose_label_column(list(frame.columns), path, label_column)
     _check_columns(frame, path, label_column, id_column=id_column, text_column=text_column)
-    id_column, warn = _choose_id_column(frame, label_column, id_column, text_column)
+    id_column, id_note = _choose_id_column(frame, label_column, id_column, text_column)
     if path.suffix.lower() in (".csv", ".tsv"):  # the others stay features, typed
         for column in set(filter(_id_named, frame.columns)) - {id_column, label_column,
                                                                text_column}:
             frame[column] = _typed(frame[column])
     ids = _ids(frame, path, id_column)
-    skipped = []
+    warn, skipped = [], []
     missing = frame[label_column].isna()
     if missing.all():
         raise UsageError(f"{path}: label column {label_column!r} is empty in every row; pass "
@@ -206,6 +206,7 @@ def load_table(
         warn.append(f"dropped {int(missing.sum())} row(s) with no label in {label_column!r} "
                     "(listed in summary.json)")
         skipped = [(i, f"no label in {label_column!r}") for i in ids[missing]]
+    warn.extend(id_note)
     keep = ~missing.to_numpy()
     frame, ids = frame[keep], ids[keep]
     classes, labels = _class_labels(frame[label_column].tolist(), path, label_column)
@@ -250,6 +251,8 @@ def _choose_id_column(frame, label_column: str, id_column: str | None,
     if id_column is not None:
         return id_column or None, []
     others = [c for c in frame.columns if c not in (label_column, text_column)]
+    if text_column is None and len(others) < 2:
+        return None, []  # the only column besides the label is the one to learn from
     for tier in _ID_TIERS:
         found = [c for c in others if tier(frame[c], c)]
         if len(found) == 1:
