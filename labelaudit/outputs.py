@@ -320,16 +320,24 @@ def write_csv(frame, path, *, sep: str = ",", encoding: str = "utf-8") -> None:
 
     Python's csv writer quotes a field only for the characters of its line terminator, so a
     lone carriage return inside a value would end the row for every reader; such files get
-    RFC 4180's CRLF line ending, which makes every field holding CR or LF quoted.
+    RFC 4180's CRLF line ending, which makes every field holding CR or LF quoted. A one-column
+    file whose cell is empty or blank would be a blank line, which readers skip: such files
+    quote every field.
 
     >>> import io, pandas as pd
     >>> buffer = io.StringIO()
-    >>> write_csv(pd.DataFrame({"id": ["a\\rb", "c"]}), buffer)
+    >>> write_csv(pd.DataFrame({"id": ["a\\rb", " ", "c"]}), buffer)
     >>> pd.read_csv(io.StringIO(buffer.getvalue()))["id"].tolist()
-    ['a\\rb', 'c']
+    ['a\\rb', ' ', 'c']
     """
+    import csv
+
     text = frame.select_dtypes(include=["object", "string"])
     carriage = any(text[c].astype(str).str.contains("\r", regex=False).any() for c in text)
     carriage = carriage or any("\r" in str(c) for c in frame.columns)
+    blank_line = frame.shape[1] == 1 and frame.iloc[:, 0].astype(str).str.strip().eq("").any()
+    # Readers drop a byte-order mark at the start of a file, even one that begins a name.
+    mark = len(frame.columns) > 0 and str(frame.columns[0]).startswith("\ufeff")
     frame.to_csv(path, sep=sep, index=False, encoding=encoding,
-                 lineterminator="\r\n" if carriage else "\n")
+                 lineterminator="\r\n" if carriage else "\n",
+                 quoting=csv.QUOTE_ALL if blank_line or mark else csv.QUOTE_MINIMAL)
