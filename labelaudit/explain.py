@@ -157,7 +157,7 @@ def word_evidence(texts, labels: np.ndarray, n_classes: int, queries: np.ndarray
     probabilities; a word weighs for the given class by how much likelier it is there than in the
     suggested class, and the other way round.
 
-    >>> texts = ["rocket moon orbit", "rocket launch", "bake flour oven", "flour sugar",
+    >>> texts = ["rocket moon orbit", "rocket launch rocket", "bake flour oven", "flour sugar",
     ...          "rocket oven"]
     >>> word_evidence(texts, np.array([0, 0, 1, 1, 1]), 2, np.array([4]), np.array([1]),
     ...               np.array([0]))
