@@ -465,8 +465,6 @@ def test_applying_to_a_corrected_copy_again_keeps_the_original_numbers(tmp_path)
     assert frame["labelaudit_row"].tolist() == [i for i in range(12) if i not in (0, 5)]
 
 
-@pytest.mark.xfail(strict=False, reason="the loader takes a column named labelaudit_row as the "
-                   "id column without --id-column once the id detection (data.py) lands")
 def test_a_rescan_finds_labelaudit_row_without_id_column(tmp_path):
     path = _numbered_table(tmp_path)
     result = apply_decisions(path, pd.DataFrame({"id": ["3"], "decision": ["remove"],

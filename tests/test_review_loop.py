@@ -1,6 +1,6 @@
-"""The review loop a reviewer can trust (issue 19): scan a shipped demo, decide on the flagged
-samples, apply, re-scan the corrected copy with its change log: every reviewed sample is
-recognised, none comes back flagged, and no sample is lost."""
+"""The review loop a reviewer can trust: scan a shipped demo, decide on the flagged samples in
+report.html in a real browser, export, apply, re-scan the corrected copy with its change log:
+every reviewed sample is recognised, none comes back flagged, and no sample is lost."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ from labelaudit.apply import ROW_COLUMN
 from labelaudit.cli import app
 from labelaudit.data import read_table
 
+from . import test_report_browser as shared
 from .conftest import DATASETS
 
 runner = CliRunner()
+# The browser is the report tests' own fixture.
+browser, watched, rows = shared.browser, shared.watched, shared.rows
 FAST = ["--epochs", "4", "--cv", "2", "--audit", "always", "-q", "--no-cache"]
 
 
@@ -30,15 +33,18 @@ def scan(path, out, *extra):
     return issues, json.loads((out / "summary.json").read_text())
 
 
-def decide(issues) -> pd.DataFrame:
-    """What a reviewer might decide on the most likely errors: relabel three to the
-    suggestion, remove one, keep one."""
-    top = issues.sort_values("label_quality").head(5)
-    decision = ["relabel", "relabel", "relabel", "remove", "keep"]
-    return pd.DataFrame({
-        "id": top["id"], "given_label": top["given_label"], "decision": decision,
-        "new_label": [s if d == "relabel" else "" for s, d in zip(top["suggested_label"],
-                                                                 decision, strict=True)]})
+def review_in_browser(watched, report, saved) -> pd.DataFrame:
+    """What a reviewer does on the five most likely errors, by keyboard: relabel three to the
+    suggestion, remove one, keep one; then Export decisions."""
+    page = watched.open(report)
+    rows(page).nth(0).locator("td").first.click()
+    for key in "sssxg":
+        page.keyboard.press(key)
+    assert "Reviewed 5 of" in page.inner_text("#progress")
+    with page.expect_download() as download:
+        page.click("#export")
+    download.value.save_as(saved)
+    return pd.read_csv(saved, dtype=str, keep_default_na=False)
 
 
 def _without_ids(tmp_path):
@@ -50,7 +56,7 @@ def _without_ids(tmp_path):
 
 @pytest.mark.parametrize("demo", ["digits-noisy", "wine-noisy.csv", "breast-cancer-noisy.csv",
                                   "wine without ids"])
-def test_scan_review_apply_rescan(tmp_path, demo):
+def test_scan_review_apply_rescan(watched, tmp_path, demo):
     if demo == "wine without ids":  # ids are row numbers, which removing a row would shift
         data = _without_ids(tmp_path)
     else:
@@ -58,8 +64,12 @@ def test_scan_review_apply_rescan(tmp_path, demo):
         data = tmp_path / demo
         (shutil.copytree if source.is_dir() else shutil.copy)(source, data)
     first, summary = scan(data, tmp_path / "first")
-    decisions = decide(first)
-    decisions.to_csv(tmp_path / "decisions.csv", index=False)
+    decisions = review_in_browser(watched, tmp_path / "first" / "report.html",
+                                  tmp_path / "decisions.csv")
+    assert decisions["decision"].tolist() == ["relabel"] * 3 + ["remove", "keep"]
+    top = first.assign(rank=pd.to_numeric(first["rank"])).sort_values("rank").head(5)
+    assert decisions["id"].tolist() == top["id"].tolist()
+    assert decisions["new_label"].tolist()[:3] == top["suggested_label"].tolist()[:3]
 
     fixed = tmp_path / ("fixed" if data.is_dir() else f"fixed{data.suffix}")
     applied = runner.invoke(app, ["apply", str(data), str(tmp_path / "decisions.csv"), "--out",
@@ -67,10 +77,9 @@ def test_scan_review_apply_rescan(tmp_path, demo):
     assert applied.exit_code == 0, applied.output
     changes = fixed / "changes.csv" if data.is_dir() else tmp_path / "fixed.changes.csv"
     assert changes.is_file()
-    extra = []
-    if not data.is_dir() and ROW_COLUMN in read_table(fixed).columns:
-        extra = ["--id-column", ROW_COLUMN]  # also found without it once the loader detects it
-    second, again = scan(fixed, tmp_path / "second", "--reviewed", str(changes), *extra)
+    if demo == "wine without ids":  # the copy keeps the original row numbers as its ids
+        assert ROW_COLUMN in read_table(fixed).columns
+    second, again = scan(fixed, tmp_path / "second", "--reviewed", str(changes))
 
     removed = int((decisions["decision"] == "remove").sum())
     assert again["dataset"]["n_samples"] == summary["dataset"]["n_samples"] - removed
