@@ -106,6 +106,8 @@ def apply_decisions(
         _check_out(data, out, force=force, dry_run=dry_run, decisions_path=decisions_path)
     if id_column is None and data.is_file() and ROW_COLUMN in _columns(data, encoding):
         id_column = ROW_COLUMN  # a copy apply wrote: its rows are numbered as in the original
+    if label_column is None and data.is_file():
+        label_column = _label_column_of(data, decisions, encoding)
     ds = load_dataset(data, label_column=label_column, id_column=id_column, encoding=encoding,
                       follow_symlinks=follow_symlinks)
     # The column the loader took the ids from (one it detected, or None for row numbers).
@@ -197,6 +199,26 @@ def _columns(path: Path, encoding: str) -> list[str]:
     from .data import read_table
 
     return [str(c) for c in read_table(path, encoding=encoding).columns]
+
+
+def _label_column_of(path: Path, decisions, encoding: str) -> str | None:
+    """The table's one column that holds every given and new label of the decisions, when the
+    loader would find no label column by name (a scan told --label-column, apply was not).
+
+    None leaves the choice to the loader. A wrong column cannot slip through: every decision's
+    given_label is checked against the sample's label before anything is written.
+    """
+    from .data import read_table
+    from .tables import LABEL_CANDIDATES
+
+    frame = read_table(path, encoding=encoding, as_text=lambda names: names)
+    if any(str(c).lower() in LABEL_CANDIDATES for c in frame.columns):
+        return None
+    wanted = set(decisions["given_label"]) | set(decisions["new_label"])
+    wanted.discard("")
+    holding = [c for c in frame.columns
+               if wanted and wanted <= set(frame[c].dropna().astype(str))]
+    return str(holding[0]) if len(holding) == 1 else None
 
 
 def _is_frame(value) -> bool:

@@ -556,3 +556,34 @@ def test_reviewed_row_numbers_of_shifted_rows_are_refused():
         mark_reviewed(issues, shifted)
     fitting = shifted.assign(given_label=["b", "c", "a"])
     assert mark_reviewed(issues, fitting)["reviewed"].sum() == 3
+
+
+def test_apply_finds_the_label_column_the_scan_was_told(tmp_path):
+    """A scan told --label-column species; apply, not told, takes the one column that holds the
+    decisions' labels, and writes what it would have written when told."""
+    frame, _ = make_table(n=60, seed=3)
+    frame = frame.rename(columns={"label": "species"})
+    path = tmp_path / "flowers.csv"
+    frame.to_csv(path, index=False)
+    decisions = pd.DataFrame({"id": ["3", "7"], "given_label": [frame["species"][3],
+                                                                frame["species"][7]],
+                              "decision": ["relabel", "remove"],
+                              "new_label": ["gamma" if frame["species"][3] != "gamma" else "beta",
+                                            ""]})
+    told = apply_decisions(path, decisions, tmp_path / "told.csv", label_column="species",
+                           id_column="")
+    guessed = apply_decisions(path, decisions, tmp_path / "guessed.csv", id_column="")
+    assert guessed.counts == told.counts
+    assert (tmp_path / "guessed.csv").read_bytes() == (tmp_path / "told.csv").read_bytes()
+
+
+def test_apply_does_not_guess_between_two_label_like_columns(tmp_path):
+    frame, _ = make_table(n=60, seed=3)
+    frame = frame.rename(columns={"label": "species"})
+    frame["copy_of_species"] = frame["species"]
+    path = tmp_path / "flowers.csv"
+    frame.to_csv(path, index=False)
+    decisions = pd.DataFrame({"id": ["3"], "given_label": [frame["species"][3]],
+                              "decision": ["remove"], "new_label": [""]})
+    with pytest.raises(UsageError, match="no label column found"):
+        apply_decisions(path, decisions, tmp_path / "out.csv", id_column="")
