@@ -27,10 +27,10 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .decisions import DECISION_COLUMNS, DECISIONS, as_decisions
 from .errors import UsageError
+from .readers import TABLE_SUFFIXES
+from .tables import ROW_COLUMN  # the copy's id column when the original's ids were row numbers
 
 CHANGES_FILE = "changes.csv"
-ROW_COLUMN = "labelaudit_row"  # the copy's id column when the original's ids were row numbers
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl")
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ and a report replaces its folder; choose a new folder, e.g. --out ./wine-noisy.l
             what = "folder" if real.is_dir() else "file"
             raise UsageError(f"--out {out} holds the dataset {what} {data}, and a report replaces "
                              f"its folder; choose a new folder, e.g. --out {_example(data)}")
-    if target.exists() and not target.is_dir():
+    if os.path.exists(target) and not target.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder; choose another --out")
     if target.is_dir():
         _refuse_overwriting(out, replaceable(out), writes)
@@ -97,7 +97,8 @@ file, not a folder; choose another --out
     """
     path = Path(path).absolute()
     advice = advice or f"choose another {option}"
-    nearest = next(p for p in (path, *path.parents) if p.exists())
+    # os.path.exists says False where Path.exists raises: under a folder we may not search.
+    nearest = next(p for p in (path, *path.parents) if os.path.exists(p))
     if not nearest.is_dir():
         raise UsageError(f"{option} {path} cannot be written: {nearest} is a file, not a folder; "
                          f"{advice}")
@@ -248,7 +249,9 @@ def staged(out: str | os.PathLike):
     out.parent.mkdir(parents=True, exist_ok=True)
     recover(out)
     staging = out.parent / STAGING.format(name=out.name, pid=os.getpid())
-    shutil.rmtree(staging, ignore_errors=True)
+    if staging.exists():  # recover() keeps one only when it holds files it could not put back
+        raise UsageError(f"{staging} holds files that a killed run could not put back into "
+                         f"{out}; move them where they belong, delete the folder, and retry")
     staging.mkdir()
     try:
         yield staging
