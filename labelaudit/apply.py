@@ -197,7 +197,13 @@ def _columns(path: Path, encoding: str) -> list[str]:
     if path.suffix.lower() not in TABLE_SUFFIXES:
         return []
     from .data import read_table
+    from .readers import _csv_header
 
+    if path.suffix.lower() in (".csv", ".tsv"):  # the header row alone, not the whole file
+        try:
+            return _csv_header(path, encoding=encoding)
+        except (OSError, UnicodeError, LookupError):
+            return []  # the loader reads it next and says what is wrong
     return [str(c) for c in read_table(path, encoding=encoding).columns]
 
 

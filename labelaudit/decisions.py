@@ -33,14 +33,15 @@ def read_decisions(path: str | os.PathLike):
     """
     import pandas as pd
 
+    from .readers import read_as_text
+
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such decisions file; export one from report.html with "
                          "'Export decisions'")
     try:
         # Everything as text: ids such as 007 or 1.0 must not be turned into numbers.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                            encoding="utf-8-sig")
+        frame = read_as_text(path, encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise UsageError(f"{path}: the decisions file is not UTF-8 text; save it as UTF-8 CSV") \
             from None
