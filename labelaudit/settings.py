@@ -211,6 +211,29 @@ class AuditSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModelInputSettings:
+    """What the user brings from a model of their own: probabilities, a log, vectors, an encoder."""
+
+    PANEL: ClassVar[str] = "Your model"
+
+    pred_probs: str | None = setting(
+        None, help="Your model's out-of-fold probabilities (.npy in dataset order, or CSV/Parquet "
+                   "with the id column and one column per class): nothing trains, the audit "
+                   "ranks with them.", path=True, shown=True)
+    history: str | None = setting(
+        None, help="Your model's training log (any format `labelaudit gap` reads), read for the "
+                   "gap verdict beside --pred-probs.", path=True, shown=True)
+    embeddings: str | None = setting(
+        None, help="One vector per sample (.npy in dataset order, or Parquet with the id column "
+                   "and a vector column): neighbour and linear members learn from them.",
+        path=True, shown=True)
+    encoder: str | None = setting(
+        None, help="A pretrained encoder, by hub name or local path, that embeds the texts or "
+                   "images for those members (needs labelaudit's encoders extra).",
+        shown=True)
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunSettings:
     """Where and how fast a scan runs and what it shows: these never change its result."""
 
@@ -235,7 +258,8 @@ class RunSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ScanSettings(RunSettings, AuditSettings, TrainingSettings, LoadSettings):
+class ScanSettings(RunSettings, ModelInputSettings, AuditSettings, TrainingSettings,
+                   LoadSettings):
     """Everything that determines a scan's result (recorded flat in summary.json)."""
 
 

@@ -108,7 +108,8 @@ def test_report_and_cache_lists_come_from_the_declarations():
     assert report.SHOWN == tuple(f.name for f in fields(ScanSettings) if declared(f).shown)
     assert set(report.SHOWN) == {"cv", "epochs", "batch_size", "lr", "hidden", "image_size",
                                  "seed", "audit", "filter_by", "top_k", "device",
-                                 "label_column", "text_column", "id_column"}
+                                 "label_column", "text_column", "id_column",
+                                 "pred_probs", "history", "embeddings", "encoder"}
     assert cache.RESULT_FREE == tuple(f.name for f in fields(settings.RunSettings))
     assert set(cache.RESULT_FREE) == {"top_k", "n_jobs", "backend", "scheduler", "cache_dir",
                                       "reviewed"}
