@@ -64,9 +64,14 @@ def dataset_fingerprint(ds) -> str:
     return digest.hexdigest()
 
 
+# Settings that name a file of the user's (or a folder of them): the key holds their content.
+FILE_SETTINGS = ("pred_probs", "history", "embeddings")
+
+
 def result_key(dataset_fingerprint: str, settings) -> str:
     """The result cache's key: the dataset and every setting that changes the scan's result
-    (all but settings.RESULT_FREE, which says how it is computed or what is shown of it).
+    (all but settings.RESULT_FREE, which says how it is computed or what is shown of it), with
+    the content of the files the user brings (FILE_SETTINGS) in place of their paths.
 
     >>> from labelaudit.settings import ScanSettings
     >>> result_key("0" * 64, ScanSettings()) == result_key("0" * 64, ScanSettings(top_k=5))
@@ -75,9 +80,40 @@ def result_key(dataset_fingerprint: str, settings) -> str:
     from . import __version__
 
     kept = {k: v for k, v in asdict(settings).items() if k not in RESULT_FREE}
+    for name in FILE_SETTINGS:
+        if kept.get(name) is not None:
+            kept[name] = content_digest(kept[name])
     payload = {"data": dataset_fingerprint, "settings": kept, "format": FORMAT,
                "version": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def content_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes; of a folder (a TensorBoard run), of each file's relative path,
+    size and modification time, so a folder of checkpoints is not read whole.
+
+    >>> import tempfile
+    >>> file = Path(tempfile.mkdtemp()) / "probs.csv"
+    >>> _ = file.write_text("id,a,b\\n1,0.5,0.5\\n")
+    >>> content_digest(file) == hashlib.sha256(file.read_bytes()).hexdigest()
+    True
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            stat = file.stat()
+            digest.update(f"{file.relative_to(path).as_posix()}\0{stat.st_size}\0"
+                          f"{stat.st_mtime_ns}\0".encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror or exc}); check the path and "
+                         "that it is readable") from None
+    return digest.hexdigest()
 
 
 def cache_key(data_fingerprint: str, model_settings, *, cv: int, seed: int) -> str:

@@ -276,6 +276,9 @@ def _print_scan_summary(console, summary: dict, out: Path) -> None:
                                      f"{ds['n_classes']} classes)"))
     if ds["n_skipped"]:
         table.add_row("skipped", f"{ds['n_skipped']} file(s) or row(s)")
+    from .report import probabilities_source
+
+    table.add_row("probabilities", _escape(probabilities_source(summary)))
     table.add_row("gap", f"{gap['regime']}"
                   + (f" (growth {gap['growth']:+.2f})" if gap.get("growth") is not None else ""))
     table.add_row("advice", _escape(gap["advice"]))

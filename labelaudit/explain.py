@@ -19,6 +19,7 @@ MEMBER_WORDS = {
     "logreg": "a linear model",
     "naive_bayes": "naive Bayes",
     "dynamics": "the training history",
+    "pred_probs": "your model",
 }
 # A text's words are weighed by naive Bayes on at most this many texts (a seeded subsample).
 MAX_WORD_TEXTS = 20_000

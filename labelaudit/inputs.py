@@ -42,7 +42,7 @@ def read_pred_probs(path: str | os.PathLike, ds) -> np.ndarray:
     >>> read_pred_probs(file, ds).shape
     (178, 3)
     """
-    path = _existing(path, "--pred-probs")
+    path = check_file(path, "--pred-probs")
     if path.suffix.lower() == ".npy":
         values = _read_npy(path, "--pred-probs", ds, columns=ds.n_classes,
                            what=f"one column per class ({ds.n_classes}: "
@@ -67,7 +67,7 @@ def read_embeddings(path: str | os.PathLike, ds) -> np.ndarray:
     >>> read_embeddings(file, ds).shape
     (178, 4)
     """
-    path = _existing(path, "--embeddings")
+    path = check_file(path, "--embeddings")
     if path.suffix.lower() == ".npy":
         values = _read_npy(path, "--embeddings", ds, columns=None, what="one row per sample")
         return _finite(values, path, lambda i: _array_row(i, ds))
@@ -129,8 +129,14 @@ def align_ids(ids, ds, *, path: Path, where) -> np.ndarray:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def _existing(path, option: str) -> Path:
-    """`path`, refused when it is not a readable file of a type the option reads."""
+def check_file(path, option: str) -> Path:
+    """`path`, refused when it is not a readable file of a type `option` reads (SUFFIXES).
+
+    >>> check_file("probs.txt", "--pred-probs")
+    Traceback (most recent call last):
+    labelaudit.errors.UsageError: --pred-probs probs.txt: unknown file type '.txt'; use one of \
+.npy, .csv, .tsv, .parquet, .jsonl
+    """
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise UsageError(f"{option} {path}: unknown file type {path.suffix or '(none)'!r}; use "

@@ -132,6 +132,8 @@ def _draw_reference(ax, curve, verdict) -> None:
 
 def _draw_losses(ax, frame) -> None:
     folds = list(dict.fromkeys(frame["fold"]))
+    if not folds:  # no curves at all (scan --pred-probs without --history)
+        return
     alpha = 1.0 if len(folds) == 1 else max(0.35, 1.0 / len(folds) ** 0.5)
     for i, fold in enumerate(folds):
         part = frame[frame["fold"] == fold]

@@ -104,17 +104,34 @@ def _header(summary: dict) -> dict:
         "created": summary.get("created"),
         "settings": [(k, settings[k]) for k in SHOWN if settings.get(k) is not None],
         "total_seconds": summary.get("timings", {}).get("total"),
+        "probabilities": probabilities_source(summary),
     }
 
 
+def probabilities_source(summary: dict) -> str:
+    """Whose model the audit's probabilities came from, in a sentence (report and terminal).
+
+    >>> probabilities_source({"audit": {"source": "pred_probs"},
+    ...                       "settings": {"pred_probs": "probs.csv"}})
+    "your model's (--pred-probs probs.csv); labelaudit trained nothing"
+    """
+    settings = summary.get("settings", {})
+    if summary["audit"].get("source") == "pred_probs":
+        return (f"your model's (--pred-probs {settings.get('pred_probs')}); labelaudit trained "
+                "nothing")
+    return "labelaudit's own models, trained out of fold (--cv)"
+
+
 def _gap(result, summary: dict) -> dict:
-    gap = summary["gap"]
-    svg = result.history_svg()
-    # As an <img> the SVG cannot run script or fetch anything, whatever its text contains.
-    plot = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
     from .gap import fold_facts
 
+    gap = summary["gap"]
     history = result.history
+    plot = None
+    if len(history):  # (--pred-probs without --history: no curves to draw)
+        svg = result.history_svg()
+        # As an <img> the SVG cannot run script or fetch anything, whatever its text contains.
+        plot = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode()
     n_folds = int(history["fold"].nunique()) if len(history) else 0
     # The verdict is the monitor fold's (scan._read_gap); the plot draws every fold, whose
     # own facts (best epochs, epochs only some reached) are said beside it, not as a verdict.
@@ -132,6 +149,10 @@ def _gap(result, summary: dict) -> dict:
         "climb_start_epoch": gap.get("climb_start_epoch"),
         "n_folds": n_folds,
         "plot": plot,
+        # Whose curves: labelaudit's monitor fold, your model's --history, or none at all.
+        "source": ("labelaudit" if summary["audit"].get("source") != "pred_probs" else
+                   "history" if n_folds else "none"),
+        "history_file": summary.get("settings", {}).get("history"),
     }
 
 

@@ -83,11 +83,13 @@ def scan(path, settings: ScanSettings = ScanSettings(), *, progress: Progress = 
     """
     validate_settings(settings)
     decisions = _read_reviewed(settings.reviewed)  # refuse a bad file before training
+    user_log = _read_user_log(settings)  # refuse a bad --history before loading the data
     clock = _Clock()
     ds = _load(path, settings, progress=progress, log=log)
     clock.lap("load")
-    found, cache = _audit_or_cached(ds, settings, progress=progress, lap=clock.lap)
+    found, cache = _audit_or_cached(ds, settings, user_log, progress=progress, lap=clock.lap)
     ds, issues, audit = _take_out_reviewed(ds, found, decisions, log=log)
+    audit["source"] = "pred_probs" if settings.pred_probs is not None else "labelaudit"
     return ScanResult(dataset=ds, history=found["history"], verdict=found["verdict"], audit=audit,
                       issues=issues, pred_probs=found["pred_probs"], settings=settings,
                       timings=clock.total(), cache=cache, member_probs=found["member_probs"],
@@ -119,8 +121,34 @@ def _read_reviewed(path):
     return read_decisions(path)
 
 
+def _read_user_log(settings: ScanSettings):
+    """--history's loss table (None without it), read before any work; refused where nothing
+    would use it or where --pred-probs meets inputs that only matter when labelaudit trains."""
+    if settings.pred_probs is not None:
+        from .inputs import check_file
+
+        check_file(settings.pred_probs, "--pred-probs")
+        for option in ("embeddings", "encoder"):
+            if getattr(settings, option) is not None:
+                raise UsageError(
+                    f"--pred-probs and --{option} cannot go together: with your model's "
+                    f"probabilities labelaudit trains nothing, so nothing would learn from "
+                    f"--{option}; pass one of them")
+    if settings.history is None:
+        return None
+    if settings.pred_probs is None:
+        raise UsageError(
+            "--history is your model's training log, read beside its probabilities: pass "
+            "--pred-probs too (without it labelaudit trains and watches its own curves), or "
+            "read the log alone with `labelaudit gap LOG`")
+    from .logs import read_log
+
+    return read_log(settings.history)
+
+
 def _load(path, settings: ScanSettings, *, progress: Progress, log):
-    """The dataset, refused when --cv cannot split it, warned about when a class is that small."""
+    """The dataset, refused when --cv cannot split it, warned about when a class is that small
+    (with --pred-probs nothing is split)."""
     from .data import load_dataset
 
     ds = load_dataset(
@@ -129,24 +157,32 @@ def _load(path, settings: ScanSettings, *, progress: Progress, log):
         image_size=settings.image_size, encoding=settings.encoding, strict=settings.strict,
         follow_symlinks=settings.follow_symlinks, progress=progress,
     )
-    counts = np.bincount(ds.labels, minlength=ds.n_classes)
-    if counts.max() < settings.cv:  # StratifiedKFold cannot split this at all
-        raise UsageError(f"--cv {settings.cv} is more than the largest class has samples "
-                         f"({counts.max()}); pass --cv {max(2, counts.max())} or fewer")
-    small = [c for c, n in zip(ds.classes, counts, strict=True) if n < settings.cv]
-    if small:  # recorded in summary.json too, with the other dataset warnings
-        ds = replace(ds, warnings=ds.warnings + (
-            f"{len(small)} class(es) have fewer samples than --cv {settings.cv} "
-            f"({', '.join(small[:5])}); their samples are still scored, but consider a smaller "
-            "--cv",))
+    if settings.pred_probs is None:
+        ds = _check_cv(ds, settings.cv)
     for message in ds.warnings:
         log(f"warning: {message}")
     return ds
 
 
-def _audit_or_cached(ds, settings: ScanSettings, *, progress: Progress, lap):
-    """(`_audit`'s result, the result cache): kept from an earlier scan of the same data and
-    result-changing settings, else computed and kept."""
+def _check_cv(ds, cv: int):
+    """`ds`, refused when `cv` folds cannot split it, with a warning for classes that small."""
+    counts = np.bincount(ds.labels, minlength=ds.n_classes)
+    if counts.max() < cv:  # StratifiedKFold cannot split this at all
+        raise UsageError(f"--cv {cv} is more than the largest class has samples "
+                         f"({counts.max()}); pass --cv {max(2, counts.max())} or fewer")
+    small = [c for c, n in zip(ds.classes, counts, strict=True) if n < cv]
+    if small:  # recorded in summary.json too, with the other dataset warnings
+        ds = replace(ds, warnings=ds.warnings + (
+            f"{len(small)} class(es) have fewer samples than --cv {cv} "
+            f"({', '.join(small[:5])}); their samples are still scored, but consider a smaller "
+            "--cv",))
+    return ds
+
+
+def _audit_or_cached(ds, settings: ScanSettings, user_log=None, *, progress: Progress, lap):
+    """(`_audit`'s result, or with --pred-probs `_audit_pred_probs`'s, the result cache): kept
+    from an earlier scan of the same data, files and result-changing settings, else computed
+    and kept."""
     from .cache import FoldCache, dataset_fingerprint, result_key
 
     cache = FoldCache(
@@ -157,7 +193,9 @@ def _audit_or_cached(ds, settings: ScanSettings, *, progress: Progress, lap):
         progress.stage("reusing the result of an earlier scan of the same data and settings")
         lap("cached_result")
     else:
-        found = _audit(ds, settings, progress=progress, lap=lap)
+        found = (_audit_pred_probs(ds, settings, user_log, progress=progress, lap=lap)
+                 if settings.pred_probs is not None else
+                 _audit(ds, settings, progress=progress, lap=lap))
         cache.put("result", found)
     return found, cache
 
@@ -276,13 +314,17 @@ def _watch_gap(runner: _FoldRunner, mode: str, *, lap):
     return results, diagnose(history_frame(results), n_classes=runner.model.n_classes)
 
 
-def _decide(mode: str, verdict, monitor_fold: int) -> tuple[bool, str]:
-    """Whether the labels are audited, and why: summary.json's audit.ran and audit.reason."""
+def _decide(mode: str, verdict, monitor_fold: int, *, where: str | None = None
+            ) -> tuple[bool, str]:
+    """Whether the labels are audited, and why: summary.json's audit.ran and audit.reason.
+
+    `where` says whose curves the verdict read (default: the monitor fold's).
+    """
     if mode == "always":
         return True, "--audit always"
     if mode == "never":
         return False, "--audit never: the audit was skipped on request"
-    where = f"on the monitor fold (fold {monitor_fold}) the generalization gap"
+    where = where or f"on the monitor fold (fold {monitor_fold}) the generalization gap"
     if verdict.steep:
         return True, (f"{where} climbs steeply (growth {verdict.growth:+.2f} of the loss "
                       "scale): suspect wrongly assigned labels")
@@ -403,6 +445,76 @@ class _FoldRunner:
                 self._put(f"{self._name(fold)}-members", fold_members)
                 extra[fold] = fold_members
         return [replace(results[f], member_probs=extra[f]) for f in folds]
+
+
+# -- --pred-probs: your model's probabilities, audited without training ---------------------------
+
+# The ensemble's one member with --pred-probs (it votes and ranks) and the gap verdict's regime
+# when no --history came with it.
+USER_MEMBER = "pred_probs"
+NO_CURVES = "no-curves"
+NO_CURVES_ADVICE = (
+    "No training log came with your model's probabilities, so no gap was read: the curves "
+    "cannot say whether wrong labels are the first suspect. The audit ranks your model's "
+    "probabilities regardless; pass --history with its training log (any format `labelaudit "
+    "gap` reads) for a verdict.")
+
+
+def _audit_pred_probs(ds, settings: ScanSettings, user_log, *, progress: Progress,
+                      lap) -> dict:
+    """Audit the labels with your model's probabilities: nothing trains, and your training log
+    (when given) gives the gap verdict, with the advice for your model (gap.ADVICE).
+
+    Returns what `_audit` returns: the parts of a ScanResult that the result cache keeps.
+    """
+    from .audit import audit_ensemble
+    from .inputs import read_pred_probs
+
+    progress.stage(f"reading your model's probabilities (--pred-probs {settings.pred_probs})")
+    probs = read_pred_probs(settings.pred_probs, ds)
+    lap("pred_probs")
+    history, verdict = _user_gap(user_log, n_classes=ds.n_classes)
+    ran, reason = _decide_pred_probs(settings, verdict)
+    audit = {"ran": ran, "reason": reason, "n_flagged": None, "estimated_noise_rate": None}
+    found = dict(issues=None, pred_probs=None, member_probs=None, dynamics=None)
+    if ran:
+        progress.stage("confident learning: ranking the likely label errors")
+        members = {USER_MEMBER: probs}
+        issues, estimates, pooled = audit_ensemble(
+            ds.labels, members, votes=[USER_MEMBER], ranks=[USER_MEMBER], ids=ds.ids,
+            classes=ds.classes, filter_by=settings.filter_by)
+        audit.update(estimates)
+        found = dict(issues=issues, pred_probs=pooled, member_probs=members, dynamics=None)
+        lap("confident_learning")
+    audit["best_epochs"] = []  # nothing trained
+    return dict(history=history, verdict=verdict, audit=audit, **found)
+
+
+def _user_gap(user_log, *, n_classes: int):
+    """(history, verdict) of your training log; without one an empty history and the
+    no-curves verdict. The scale floor for `n_classes` applies as in every scan."""
+    from .gap import GapVerdict, diagnose, history_frame
+
+    if user_log is None:
+        return history_frame([]), GapVerdict(
+            regime=NO_CURVES, steep=False, slope=None, slope_low=None, slope_high=None,
+            growth=None, climb_start_epoch=None, best_val_epoch=None, epochs=0, scale=None,
+            advice=NO_CURVES_ADVICE, evidence=[
+                "no loss curves: --pred-probs came without --history, and labelaudit trained "
+                "nothing"])
+    history = history_frame(user_log)
+    return history, diagnose(history, n_classes=n_classes)
+
+
+def _decide_pred_probs(settings: ScanSettings, verdict) -> tuple[bool, str]:
+    """`_decide` for your model: its training log's verdict decides --audit auto; without a
+    log the probabilities you brought are audited anyway."""
+    if settings.audit == "auto" and verdict.regime == NO_CURVES:
+        return True, ("--pred-probs without --history: no loss curves to read, so your model's "
+                      "probabilities are audited anyway; pass --history with its training log "
+                      "to let the gap decide")
+    return _decide(settings.audit, verdict, 0, where=(
+        f"in your model's training log (--history {settings.history}) the generalization gap"))
 
 
 def write_outputs(result: ScanResult, out: Path) -> dict:

@@ -3,6 +3,8 @@ probabilities and vectors they bring (labelaudit.inputs)."""
 
 from __future__ import annotations
 
+import html
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +12,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
+from labelaudit import gap
+from labelaudit.cli import app
 from labelaudit.data import load_dataset
 from labelaudit.errors import UsageError
 from labelaudit.inputs import read_embeddings, read_pred_probs
 
-from .conftest import write_digit_folder
+from .conftest import make_text_table, write_digit_folder
 
 CLASSES = ("setosa", "versicolor", "virginica")
 
@@ -249,3 +254,255 @@ def test_vector_faults_are_refused_at_their_first_row(iris):
     assert "vectors of length 0" in refused(read_embeddings, root / "empty.npy", ds)
     pd.DataFrame({"sample_id": ds.ids}).to_csv(root / "ids-only.csv", index=False)
     assert "only the id column" in refused(read_embeddings, root / "ids-only.csv", ds)
+
+
+# -- scan --pred-probs ---------------------------------------------------------------------------
+
+runner = CliRunner()
+FLIPS = (3, 17, 30, 60, 88, 101, 120, 140)  # iris samples given the next class
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture()
+def noisy(tmp_path):
+    """(the iris table with FLIPS, its out-of-fold probabilities as .npy, a folder)."""
+    frame, _ = iris_table(tmp_path / "iris.csv", flips=FLIPS)
+    probs = out_of_fold(frame)
+    np.save(tmp_path / "probs.npy", probs)
+    return frame, probs, tmp_path
+
+
+def scanned(data, out, *extra):
+    """Run a scan that must succeed; return (issues.csv, summary.json, report.html's text)."""
+    result = run("scan", data, "--out", out, "--id-column", "sample_id", *extra)
+    assert result.exit_code == 0, result.output
+    issues = pd.read_csv(out / "issues.csv", dtype=str, keep_default_na=False) \
+        if (out / "issues.csv").exists() else None
+    return (issues, json.loads((out / "summary.json").read_text()),
+            (out / "report.html").read_text(encoding="utf-8"))
+
+
+def test_the_flipped_samples_rank_at_the_top_and_nothing_trains(noisy):
+    frame, _, root = noisy
+    result = run("scan", root / "iris.csv", "--out", root / "out", "--id-column", "sample_id",
+                 "--pred-probs", root / "probs.npy")
+    assert result.exit_code == 0, result.output
+    issues = pd.read_csv(root / "out" / "issues.csv", dtype=str, keep_default_na=False)
+    flipped = {f"s{i:03d}" for i in FLIPS}
+    assert flipped <= set(issues["id"][: len(FLIPS) + 2])
+    assert flipped <= set(issues["id"][issues["is_label_issue"] == "True"])
+    assert list(issues.columns[6:]) == ["quality_pred_probs", "flagged_by"]
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    assert summary["audit"]["source"] == "pred_probs" and summary["audit"]["ran"]
+    assert summary["audit"]["members"] == ["pred_probs"]
+    assert {"features", "monitor", "folds"}.isdisjoint(summary["timings"])
+    stages = result.output.split("labelaudit scan")[0]
+    assert stages.splitlines()[0].startswith("reading your model's probabilities")
+    assert "training" not in stages and "fold" not in stages
+    assert "your model's (--pred-probs" in result.output and "labelaudit trained nothing" in \
+        result.output
+
+
+def test_a_shuffled_csv_gives_the_issues_of_the_npy(noisy):
+    frame, probs, root = noisy
+    probs_table(frame, probs, seed=3).to_csv(root / "probs.csv", index=False)
+    from_npy, _, _ = scanned(root / "iris.csv", root / "a", "--pred-probs", root / "probs.npy")
+    from_csv, _, _ = scanned(root / "iris.csv", root / "b", "--pred-probs", root / "probs.csv")
+    numbers = ["label_quality", "quality_pred_probs"]
+    pd.testing.assert_frame_equal(from_npy.drop(columns=numbers), from_csv.drop(columns=numbers))
+    np.testing.assert_allclose(from_npy[numbers].astype(float), from_csv[numbers].astype(float),
+                               rtol=1e-5)
+
+
+CLI_FAULTS = {  # how the probabilities are spoiled -> what the message says
+    "unknown id": (lambda t: bad_cell(t, 2, "sample_id", "zz9"), "row 3 below the header"),
+    "bad sum": (lambda t: bad_cell(t, 8, "virginica", 0.9), "row 9 below the header"),
+    "missing class": (lambda t: t.drop(columns=["setosa"]), "no column for the class(es)"),
+    "text cell": (lambda t: bad_cell(t, 0, "setosa", "x"), "row 1 below the header"),
+}
+
+
+@pytest.mark.parametrize("fault", CLI_FAULTS)
+def test_bad_probabilities_exit_2_and_leave_no_report(noisy, fault):
+    frame, probs, root = noisy
+    spoil, said = CLI_FAULTS[fault]
+    spoil(probs_table(frame, probs)).to_csv(root / "bad.csv", index=False)
+    result = run("scan", root / "iris.csv", "--out", root / "out", "--id-column", "sample_id",
+                 "--pred-probs", root / "bad.csv")
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert not (root / "out" / "report.html").exists()
+
+
+def test_an_npy_of_the_wrong_shape_exits_2(noisy):
+    _, probs, root = noisy
+    np.save(root / "short.npy", probs[:-3])
+    result = run("scan", root / "iris.csv", "--out", root / "out", "--pred-probs",
+                 root / "short.npy")
+    assert result.exit_code == 2 and "shape (147, 3)" in result.output
+    assert not (root / "out").exists()
+
+
+def keras_log(path: Path, *, climbing: bool) -> Path:
+    """A Keras CSVLogger file (0-based epochs) whose gap climbs steeply, or converges."""
+    epochs = np.arange(20)
+    train = 1 - 0.04 * epochs if climbing else 1 / (epochs + 1)
+    val = 0.8 + 0.01 * epochs if climbing else 1 / (epochs + 1) + 0.1
+    pd.DataFrame({"epoch": epochs, "accuracy": 0.5, "loss": train, "val_accuracy": 0.5,
+                  "val_loss": val}).to_csv(path, index=False)
+    return path
+
+
+def test_a_climbing_history_gives_the_steep_verdict_with_the_advice_for_your_model(noisy):
+    _, _, root = noisy
+    log = keras_log(root / "training.log.csv", climbing=True)
+    _, summary, report = scanned(root / "iris.csv", root / "out", "--pred-probs",
+                                 root / "probs.npy", "--history", log)
+    gap_block, audit = summary["gap"], summary["audit"]
+    assert gap_block["regime"] == "steep-climb" and gap_block["steep"] is True
+    assert gap_block["advice"] == gap.ADVICE["steep-climb"] != gap.SCAN_ADVICE["steep-climb"]
+    assert audit["ran"] and "your model's training log" in audit["reason"]
+    assert "climbs steeply" in audit["reason"]
+    history = pd.read_csv(root / "out" / "history.csv")
+    assert list(history["epoch"][:2]) == [1, 2] and len(history) == 20
+    assert html.escape(gap.ADVICE["steep-climb"], quote=False) in report
+    assert "Read on your model's training log" in report and 'class="plot"' in report
+
+
+def test_a_converged_history_skips_the_audit_under_auto(noisy):
+    _, _, root = noisy
+    log = keras_log(root / "log.csv", climbing=False)
+    issues, summary, report = scanned(root / "iris.csv", root / "out", "--pred-probs",
+                                      root / "probs.npy", "--history", log)
+    assert issues is None and not summary["audit"]["ran"]
+    assert summary["gap"]["steep"] is False and summary["gap"]["regime"] != "steep-climb"
+    assert "does not climb steeply" in summary["audit"]["reason"]
+    _, always, _ = scanned(root / "iris.csv", root / "always", "--pred-probs",
+                           root / "probs.npy", "--history", log, "--audit", "always")
+    assert always["audit"]["ran"] and always["gap"]["regime"] == summary["gap"]["regime"]
+
+
+def test_without_a_history_the_audit_runs_and_the_verdict_says_no_curves(noisy):
+    _, _, root = noisy
+    result = run("scan", root / "iris.csv", "--out", root / "out", "--id-column", "sample_id",
+                 "--pred-probs", root / "probs.npy")
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    assert summary["gap"]["regime"] == "no-curves" and summary["gap"]["steep"] is False
+    assert summary["audit"]["ran"] and "without --history" in summary["audit"]["reason"]
+    assert "no-curves" in result.output
+    report = (root / "out" / "report.html").read_text(encoding="utf-8")
+    assert "No loss curves" in report and 'class="plot"' not in report
+    assert "your model&#39;s (--pred-probs" in report
+    assert pd.read_csv(root / "out" / "history.csv").empty
+    _, never, _ = scanned(root / "iris.csv", root / "never", "--pred-probs", root / "probs.npy",
+                          "--audit", "never")
+    assert not never["audit"]["ran"] and not (root / "never" / "issues.csv").exists()
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["--history", "LOG"], "--history is your model's training log"),
+    (["--pred-probs", "PROBS", "--embeddings", "PROBS"], "--pred-probs and --embeddings cannot"),
+    (["--pred-probs", "PROBS", "--encoder", "some/model"], "--pred-probs and --encoder cannot"),
+    (["--pred-probs", "PROBS", "--history", "NOLOG"], "no such file or folder"),
+    (["--pred-probs", "PROBS", "--history", "PROBS"], "unknown log format"),
+])
+def test_what_cannot_go_together_is_refused(noisy, extra, said):
+    _, _, root = noisy
+    keras_log(root / "log.csv", climbing=True)
+    named = {"LOG": root / "log.csv", "PROBS": root / "probs.npy", "NOLOG": root / "none.csv"}
+    result = run("scan", root / "iris.csv", "--out", root / "out",
+                 *[named.get(a, a) for a in extra])
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split())
+    assert not (root / "out").exists()
+
+
+def test_scan_decide_apply_with_your_probabilities(noisy):
+    frame, _, root = noisy
+    issues, _, _ = scanned(root / "iris.csv", root / "out", "--pred-probs", root / "probs.npy")
+    flagged = issues[issues["is_label_issue"] == "True"]
+    decisions = pd.DataFrame({"id": flagged["id"], "given_label": flagged["given_label"],
+                              "decision": "relabel", "new_label": flagged["suggested_label"]})
+    decisions.to_csv(root / "decisions.csv", index=False)
+    result = run("apply", root / "iris.csv", root / "decisions.csv", "--out", root / "fixed.csv",
+                 "--id-column", "sample_id")
+    assert result.exit_code == 0, result.output
+    fixed = pd.read_csv(root / "fixed.csv")
+    _, truth = iris_table(root / "clean.csv")
+    repaired = fixed["label"].to_numpy() == np.array(CLASSES)[truth]
+    assert repaired[list(FLIPS)].all()
+    assert (fixed["label"] != frame["label"]).sum() == len(flagged)
+
+
+def test_the_result_cache_follows_the_content_of_the_probabilities(noisy):
+    frame, probs, root = noisy
+    table = probs_table(frame, probs)
+    table.to_csv(root / "p.csv", index=False)
+    first, _, _ = scanned(root / "iris.csv", root / "out", "--pred-probs", root / "p.csv")
+    again = run("scan", root / "iris.csv", "--out", root / "out", "--id-column", "sample_id",
+                "--pred-probs", root / "p.csv")
+    assert "reusing the result of an earlier scan" in again.output
+    # The same file name, other content: the first sample now looks like a label error.
+    table.loc[0, list(CLASSES)] = [0.0, 0.0, 1.0]
+    table.to_csv(root / "p.csv", index=False)
+    second, _, _ = scanned(root / "iris.csv", root / "out", "--pred-probs", root / "p.csv")
+    assert first["id"].iloc[0] != "s000" and second["id"].iloc[0] == "s000"
+
+
+def test_cache_keys_change_with_each_file_of_yours(tmp_path):
+    from labelaudit.cache import result_key
+    from labelaudit.scan import ScanSettings
+
+    keys = []
+    for name in ("pred_probs", "history", "embeddings"):
+        file = tmp_path / f"{name}.csv"
+        file.write_text("one")
+        before = result_key("0" * 64, ScanSettings(**{name: str(file)}))
+        file.write_text("two")
+        keys += [before, result_key("0" * 64, ScanSettings(**{name: str(file)}))]
+    assert len(set(keys)) == len(keys)
+    folder = tmp_path / "run"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "events.out.tfevents.1").write_bytes(b"a")
+    before = result_key("0" * 64, ScanSettings(history=str(folder)))
+    (folder / "sub" / "events.out.tfevents.2").write_bytes(b"b")
+    assert result_key("0" * 64, ScanSettings(history=str(folder))) != before
+
+
+def test_images_and_texts_explain_flags_without_features(tmp_path):
+    root = tmp_path / "digits"
+    truth = write_digit_folder(root, n_per_class=12, noise_rate=0.2, seed=1)
+    ds = load_dataset(root)
+    # A stand-in for the user's model: confident in the true class of every image.
+    true = {row.id: ds.classes.index(row.true_label) for row in truth.itertuples()}
+    probs = np.full((ds.n_samples, 3), 0.05)
+    probs[np.arange(ds.n_samples), [true[i] for i in ds.ids]] = 0.9
+    table = pd.DataFrame(probs, columns=list(ds.classes))
+    table.insert(0, "id", list(ds.ids))
+    table.iloc[::-1].to_csv(tmp_path / "probs.csv", index=False)
+    result = run("scan", root, "--out", tmp_path / "out", "--pred-probs", tmp_path / "probs.csv")
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    review = json.loads(report.split('id="review-data">')[1].split("</script>")[0])
+    wrong = set(truth["id"][truth["true_label"] != truth["given_label"]])
+    assert {r["id"] for r in review["rows"]} == wrong
+    assert all(r["neighbours"] and r["top"] for r in review["rows"])
+    assert review["member_words"]["pred_probs"] == "your model"
+
+    texts = make_text_table(n_per_class=15)
+    texts.to_csv(tmp_path / "posts.csv", index=False)
+    ds = load_dataset(tmp_path / "posts.csv", label_column="topic")
+    probs = np.full((ds.n_samples, ds.n_classes), 0.1)
+    probs[np.arange(ds.n_samples), (ds.labels + (np.arange(ds.n_samples) == 0)) % 3] = 0.8
+    np.save(tmp_path / "posts.npy", probs)
+    result = run("scan", tmp_path / "posts.csv", "--out", tmp_path / "text",
+                 "--label-column", "topic", "--pred-probs", tmp_path / "posts.npy")
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / "text" / "report.html").read_text(encoding="utf-8")
+    review = json.loads(report.split('id="review-data">')[1].split("</script>")[0])
+    assert [r["id"] for r in review["rows"]] == [str(ds.ids[0])]
+    # The text is of its given topic (only the probabilities doubt it): its words say so.
+    assert review["rows"][0]["words"][0] and not review["rows"][0]["words"][1]
