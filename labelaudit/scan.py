@@ -513,8 +513,9 @@ def _decide_pred_probs(settings: ScanSettings, verdict) -> tuple[bool, str]:
         return True, ("--pred-probs without --history: no loss curves to read, so your model's "
                       "probabilities are audited anyway; pass --history with its training log "
                       "to let the gap decide")
+    # No path: a result reused from the cache may have read the same log under another name.
     return _decide(settings.audit, verdict, 0, where=(
-        f"in your model's training log (--history {settings.history}) the generalization gap"))
+        "in your model's training log (--history) the generalization gap"))
 
 
 def write_outputs(result: ScanResult, out: Path) -> dict:
