@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 ISSUE_COLUMNS = ["id", "given_label", "suggested_label", "label_quality", "is_label_issue", "rank"]
@@ -24,6 +26,77 @@ def member_weights(labels, members) -> list[float]:
     """
     labels = np.asarray(labels)
     return [float((np.asarray(p).argmax(1) == labels).mean()) for p in members]
+
+
+# Members that learn from the user's vectors (--embeddings, --encoder) join the ensemble only as
+# far as their out-of-fold accuracy on the given labels supports: one votes and ranks when it
+# is at most JOIN_MARGIN below the best of the kind's own members, and where one joins, each
+# own member more than STEP_OUT_MARGIN below the best that joined steps out.
+JOIN_MARGIN = 0.02
+STEP_OUT_MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What `gate_members` decided: summary.json's audit.member_accuracy, audit.left_out (name
+    -> why) and audit.gate (one sentence, also said on stderr)."""
+
+    accuracy: dict
+    left_out: dict
+    note: str
+
+
+def gate_members(labels, members: dict, *, embedded, follows=None) -> Gate:
+    """Which members vote and rank beside the user's vectors: all but `left_out`.
+
+    `members` maps each member that could vote or rank to its out-of-fold probabilities;
+    `embedded` names those that learned from the user's vectors. A member in `follows` (name ->
+    leader) is judged with its leader: the training dynamics are probabilities on samples the
+    network trained on, so their own accuracy says nothing.
+
+    >>> labels = np.array([0, 0, 1, 1])
+    >>> right, wrong = np.eye(2)[labels], np.eye(2)[1 - labels]
+    >>> gate = gate_members(labels, {"mlp": wrong, "logreg": right, "vectors": right},
+    ...                     embedded=["vectors"])
+    >>> gate.accuracy, list(gate.left_out)
+    ({'mlp': 0.0, 'logreg': 1.0, 'vectors': 1.0}, ['mlp'])
+    """
+    follows = follows or {}
+    judged = [name for name in members if name not in follows]
+    accuracy = dict(zip(judged, member_weights(labels, [members[n] for n in judged]),
+                        strict=True))
+    own = [name for name in judged if name not in embedded]
+    ours = [name for name in judged if name in embedded]
+    best_own = max(own, key=accuracy.get)
+    left_out = {name: f"out-of-fold accuracy {accuracy[name]:.3f}, more than {JOIN_MARGIN} "
+                      f"below {best_own}'s {accuracy[best_own]:.3f}"
+                for name in ours if accuracy[name] < accuracy[best_own] - JOIN_MARGIN}
+    joined = [name for name in ours if name not in left_out]
+    if joined:
+        best = max(joined, key=accuracy.get)
+        left_out.update({name: f"out-of-fold accuracy {accuracy[name]:.3f}, more than "
+                               f"{STEP_OUT_MARGIN} below {best}'s {accuracy[best]:.3f}"
+                         for name in own if accuracy[name] < accuracy[best] - STEP_OUT_MARGIN})
+    left_out.update({name: f"follows {leader}, which stepped out" for name, leader in
+                     follows.items() if name in members and leader in left_out})
+    return Gate(accuracy=accuracy, left_out=left_out,
+                note=_gate_note(accuracy, joined, left_out, ours, best_own))
+
+
+def _gate_note(accuracy: dict, joined: list, left_out: dict, ours: list, best_own: str) -> str:
+    """The gate's decision in one sentence."""
+    def listed(names):
+        return ", ".join(f"{n} ({accuracy[n]:.3f})" for n in names)
+
+    head = f"embeddings: out-of-fold accuracy on the given labels {listed(ours)}; the best " \
+           f"of the others, {best_own}, {accuracy[best_own]:.3f}"
+    if not joined:
+        return f"{head}: left out (more than {JOIN_MARGIN} below), the ensemble is as without them"
+    stepped = [n for n in left_out if n not in ours]
+    return f"{head}: {', '.join(joined)} vote and rank" + (
+        f"; {', '.join(stepped)} step out" if stepped else "") + (
+        f"; {', '.join(n for n in ours if n in left_out)} left out"
+        if any(n in left_out for n in ours) else "")
 
 
 def pool_probs(members, weights=None) -> np.ndarray:

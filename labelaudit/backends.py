@@ -20,14 +20,17 @@ _INPROC = re.compile(r"inproc://[^\s/]+/\d+/\d+")
 
 
 def execute(X, y, jobs: list[dict], *, backend: str = "local", n_jobs: int = 1,
-            scheduler: str | None = None, progress=None, total_epochs: int = 0):
-    """Yield run_fold's (fold, result, members) for each job, in completion order."""
+            scheduler: str | None = None, progress=None, total_epochs: int = 0,
+            embeddings=None):
+    """Yield run_fold's (fold, result, members) for each job, in completion order; the
+    `embeddings` (the user's vectors, or None) travel with X."""
     from .train import run_fold
 
     if not jobs:
         return
     if backend == "dask":
-        yield from _on_dask(X, y, jobs, scheduler=scheduler, progress=progress)
+        yield from _on_dask(X, y, jobs, scheduler=scheduler, progress=progress,
+                            embeddings=embeddings)
         return
     check_setting("backend", backend)  # a library caller skips validate_settings
     n_jobs = _effective_jobs(n_jobs, len(jobs))
@@ -35,7 +38,8 @@ def execute(X, y, jobs: list[dict], *, backend: str = "local", n_jobs: int = 1,
         for job in jobs:
             bar = (progress.task(f"fold {job['fold']}", total=total_epochs)
                    if progress is not None and job["want_model"] else None)
-            out = run_fold(X, y, **job, on_epoch=lambda *_, step=bar: step and step())
+            out = run_fold(X, y, **job, embeddings=embeddings,
+                           on_epoch=lambda *_, step=bar: step and step())
             if bar is not None:
                 bar.done(stopped_note(out[1], total_epochs))
             yield out
@@ -46,7 +50,7 @@ def execute(X, y, jobs: list[dict], *, backend: str = "local", n_jobs: int = 1,
     parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
     # Each worker trains with one torch thread (train_fold's default): processes, not
     # threads, share out the cores, so the two levels of parallelism never fight.
-    for out in parallel(delayed(run_fold)(X, y, **job) for job in jobs):
+    for out in parallel(delayed(run_fold)(X, y, **job, embeddings=embeddings) for job in jobs):
         if advance:
             advance()
         yield out
@@ -120,7 +124,7 @@ def _unreachable(address: str, exc: BaseException, *, lost: bool = False) -> Usa
                       "that the scheduler and its workers are running")
 
 
-def _on_dask(X, y, jobs, *, scheduler, progress):
+def _on_dask(X, y, jobs, *, scheduler, progress, embeddings=None):
     # Before importing distributed or connecting, so a typo costs no connection timeouts.
     address = check_scheduler(scheduler)
     try:
@@ -137,11 +141,12 @@ def _on_dask(X, y, jobs, *, scheduler, progress):
     try:
         # The data travels to the workers once, not once per fold.
         try:
-            X_remote, y_remote = client.scatter([X, y], broadcast=True)
+            X_remote, y_remote, *E_remote = client.scatter(
+                [X, y] + ([] if embeddings is None else [embeddings]), broadcast=True)
         except (OSError, TimeoutError) as exc:
             raise _unreachable(address, exc, lost=True) from None
         futures = [client.submit(run_fold, X_remote, y_remote, **job, n_threads=1, pure=False,
-                                 retries=2,
+                                 embeddings=E_remote[0] if E_remote else None, retries=2,
                                  key=f"labelaudit-fold-{job['fold']}-{os.urandom(4).hex()}")
                    for job in jobs]
         for future in as_completed(futures, loop=client.loop):

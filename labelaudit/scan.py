@@ -229,7 +229,10 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
 
     X = make_features(ds)
     lap("features")
+    vectors = _read_vectors(ds, settings)  # a bad --embeddings file is refused before training
     runner = _plan_folds(ds, X, settings, progress=progress)
+    if settings.audit == "always":
+        runner.use_embeddings(_embeddings(ds, settings, vectors, progress=progress, lap=lap))
     progress.stage(f"training all {len(runner.every_fold)} folds (--audit always)"
                    if settings.audit == "always" else
                    f"watching the generalization gap on fold {runner.monitor.fold}")
@@ -243,17 +246,51 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
     audit = {"ran": ran, "reason": reason, "n_flagged": None, "estimated_noise_rate": None}
     found = dict(issues=None, pred_probs=None, member_probs=None, dynamics=None)
     if ran:
+        if settings.audit != "always":  # only now are the vectors needed: embed them
+            runner.use_embeddings(_embeddings(ds, settings, vectors, progress=progress, lap=lap))
         if len(results) < len(runner.every_fold):
             results = runner.run(runner.every_fold, members=True)
             lap("folds")
         progress.stage("confident learning: ranking the likely label errors")
-        found, estimates = _audit_labels(ds, results, filter_by=settings.filter_by)
+        found, estimates = _audit_labels(ds, results, filter_by=settings.filter_by,
+                                         embedded=runner.embeddings is not None)
+        if "gate" in estimates:
+            progress.stage(estimates["gate"])
         audit.update(estimates)
         lap("confident_learning")
     history, verdict = _read_gap(results, monitor_verdict, monitor_fold=runner.monitor.fold,
                                  n_classes=ds.n_classes)
     audit["best_epochs"] = [r.best_epoch for r in results]
     return dict(history=history, verdict=verdict, audit=audit, **found)
+
+
+def _read_vectors(ds, settings: ScanSettings):
+    """--embeddings' vectors in dataset order (None without it); --encoder is checked here."""
+    if settings.embeddings is not None and settings.encoder is not None:
+        raise UsageError("--embeddings and --encoder both give the vectors the embedding members "
+                         "learn from; pass one of them")
+    if settings.encoder is not None:
+        from .encoders import check_encoder
+
+        check_encoder(settings.encoder, ds.kind)
+    if settings.embeddings is None:
+        return None
+    from .inputs import read_embeddings
+
+    return read_embeddings(settings.embeddings, ds)
+
+
+def _embeddings(ds, settings: ScanSettings, vectors, *, progress: Progress, lap):
+    """The vectors the embedding members learn from: --embeddings' (`vectors`), --encoder's
+    (embedded now, or read from the cache), or None."""
+    if vectors is not None or settings.encoder is None:
+        return vectors
+    from .encoders import embed
+
+    vectors = embed(ds, settings.encoder, device=settings.device, cache_dir=settings.cache_dir,
+                    progress=progress)
+    lap("embeddings")
+    return vectors
 
 
 @dataclass(frozen=True)
@@ -332,27 +369,44 @@ def _decide(mode: str, verdict, monitor_fold: int, *, where: str | None = None
                    "are not the first suspect; pass --audit always to audit anyway")
 
 
-def _audit_labels(ds, results: list, *, filter_by: str):
-    """Confident learning on the audit folds' ensemble (train.ENSEMBLE's roles for the kind).
+def _audit_labels(ds, results: list, *, filter_by: str, embedded: bool = False):
+    """Confident learning on the audit folds' ensemble (train.ENSEMBLE's roles for the kind;
+    with `embedded`, train.EMBEDDED's too, as far as audit.gate_members lets them in).
 
     Returns (the ScanResult parts, summary.json's audit estimates).
     """
     from .audit import audit_ensemble
-    from .train import ENSEMBLE, RANK, VOTE, network_of, out_of_fold, training_dynamics
+    from .train import EMBEDDED, ENSEMBLE, RANK, VOTE, network_of, out_of_fold, training_dynamics
 
     scored = [r for r in results if r.fold > 0]
     probs = out_of_fold(scored, ds.n_samples, ds.n_classes, network=network_of(ds.kind))
     dynamics = training_dynamics(scored, ds.n_samples, ds.n_classes)
     if dynamics is not None:
         probs["dynamics"] = dynamics
-    roles = ENSEMBLE[ds.kind]
+    roles = {**ENSEMBLE[ds.kind], **(EMBEDDED if embedded else {})}
     members = {name: probs[name] for name in roles if name in probs}  # in ENSEMBLE's order
+    gate = _gate(ds, members, roles) if embedded else None
+    if gate is not None:
+        members = {name: p for name, p in members.items() if name not in gate.left_out}
     votes, ranks = ([name for name in members if role in roles[name]] for role in (VOTE, RANK))
     issues, estimates, pred_probs = audit_ensemble(
         ds.labels, members, votes=votes, ranks=ranks, ids=ds.ids, classes=ds.classes,
         filter_by=filter_by)
+    if gate is not None:
+        estimates.update(member_accuracy=gate.accuracy, left_out=gate.left_out, gate=gate.note)
     return dict(issues=issues, pred_probs=pred_probs, dynamics=dynamics,
                 member_probs={name: probs[name] for name in votes}), estimates
+
+
+def _gate(ds, members: dict, roles: dict):
+    """audit.gate_members on the members that could vote or rank; the training dynamics
+    follow the network."""
+    from .audit import gate_members
+    from .train import EMBEDDED, RANK, VOTE, network_of
+
+    candidates = {name: p for name, p in members.items() if roles[name] & {VOTE, RANK}}
+    return gate_members(ds.labels, candidates, embedded=[n for n in candidates if n in EMBEDDED],
+                        follows={"dynamics": network_of(ds.kind)})
 
 
 def _read_gap(results: list, monitor_verdict, *, monitor_fold: int, n_classes: int):
@@ -388,6 +442,17 @@ class _FoldRunner:
         self.done = {}  # entry name -> what this runner trained or loaded
         # The monitor first: it trains longest on its data.
         self.every_fold = ([0] if monitor.fold == 0 else []) + list(range(1, len(splits) + 1))
+        self.embeddings, self._vectors_tag = None, None  # see use_embeddings
+
+    def use_embeddings(self, vectors) -> None:
+        """From now on, fit train.EMBEDDING_MEMBERS on `vectors` (n_samples, d) in the audit
+        folds; None: no such members."""
+        from .cache import fingerprint
+
+        self.embeddings = vectors
+        # Their probabilities are cached apart from the other members', under the vectors'
+        # fingerprint: the network and the other members are reused whatever the vectors.
+        self._vectors_tag = None if vectors is None else fingerprint(vectors, self.y)[:16]
 
     def _name(self, fold: int) -> str:
         """The fold's cache entry."""
@@ -411,40 +476,64 @@ class _FoldRunner:
         self.done[name] = value
         self.cache.put(name, value)
 
-    def _job(self, fold: int, *, want_model: bool, want_members: bool) -> dict:
+    def _job(self, fold: int, *, want_model: bool, want_members: bool,
+             want_embeddings: bool) -> dict:
         """train.run_fold's arguments for `fold`, but the data."""
         train_index, test_index = self._split(fold)
         return dict(train_index=train_index, test_index=test_index, fold=fold,
                     monitor=fold == self.monitor.fold,
                     settings=self.monitor.model if fold == 0 else self.model,
                     random_state=self.settings.seed, data_kind=self.data_kind,
-                    want_model=want_model, want_members=want_members)
+                    want_model=want_model, want_members=want_members,
+                    want_embeddings=want_embeddings)
+
+    def _member_entries(self, fold: int) -> tuple[str, str]:
+        """The cache entries of a fold's members: the kind's own, and the embedding members'."""
+        name = self._name(fold)
+        return f"{name}-members", f"{name}-embeddings-{self._vectors_tag}"
+
+    def _cached_members(self, fold: int, members: bool) -> tuple[dict | None, dict | None]:
+        """(the kind's own members', the embedding members') probabilities for `fold` from
+        memory or the cache: {} where none are wanted, None where they must be fitted."""
+        if not members or fold == 0:
+            return {}, {}
+        own, embedded = self._member_entries(fold)
+        return self._get(own), self._get(embedded) if self.embeddings is not None else {}
 
     def run(self, folds, *, members: bool) -> list:
         """Each fold's FoldResult, with its scikit-learn members' probabilities when `members`;
         only what neither memory nor the cache holds trains."""
         from .backends import auto_jobs, execute
 
-        results, extra, jobs = {}, {}, []
+        results, own, embedded, jobs = {}, {}, {}, []
         for fold in folds:
-            name = self._name(fold)
-            results[fold] = self._get(name)
-            extra[fold] = self._get(f"{name}-members") if members and fold > 0 else {}
-            if results[fold] is None or extra[fold] is None:
+            results[fold] = self._get(self._name(fold))
+            own[fold], embedded[fold] = self._cached_members(fold, members)
+            if any(part is None for part in (results[fold], own[fold], embedded[fold])):
                 jobs.append(self._job(fold, want_model=results[fold] is None,
-                                      want_members=extra[fold] is None))
-        for fold, result, fold_members in execute(
+                                      want_members=own[fold] is None,
+                                      want_embeddings=embedded[fold] is None))
+        for fold, result, fitted in execute(
                 self.X, self.y, jobs, backend=self.settings.backend,
                 n_jobs=self.settings.n_jobs or auto_jobs(len(self.y)),
                 scheduler=self.settings.scheduler, progress=self.progress,
-                total_epochs=self.model.epochs):
+                total_epochs=self.model.epochs, embeddings=self.embeddings):
             if result is not None:
                 self._put(self._name(fold), result)
                 results[fold] = result
-            if fold_members is not None:
-                self._put(f"{self._name(fold)}-members", fold_members)
-                extra[fold] = fold_members
-        return [replace(results[f], member_probs=extra[f]) for f in folds]
+            if fitted is not None:
+                self._keep_members(fold, fitted, own, embedded)
+        return [replace(results[f], member_probs={**own[f], **embedded[f]}) for f in folds]
+
+    def _keep_members(self, fold: int, fitted: dict, own: dict, embedded: dict) -> None:
+        """Split a fold's fitted members into the entries that were missing, and keep them."""
+        from .train import EMBEDDING_MEMBERS
+
+        for entry, parts, ours in zip(self._member_entries(fold), (own, embedded), (False, True),
+                                      strict=True):
+            if parts[fold] is None:
+                parts[fold] = {n: p for n, p in fitted.items() if (n in EMBEDDING_MEMBERS) == ours}
+                self._put(entry, parts[fold])
 
 
 # -- --pred-probs: your model's probabilities, audited without training ---------------------------

@@ -11,7 +11,7 @@ from .settings import TrainingSettings
 # Exact neighbours cost O(n^2), so above this many samples the neighbour members do not run;
 # the rule reads the whole dataset's size, so every fold has the same members.
 MAX_KNN_SAMPLES = 62_500
-NEIGHBOURS = ("knn", "knn_embedding")
+NEIGHBOURS = ("knn", "knn_embedding", "embeddings_knn")
 MAX_MEMBER_TRAIN = 20_000
 MEMMAP_FROM = 50_000_000  # probabilities per member (200 MB as float32)
 
@@ -31,6 +31,9 @@ ENSEMBLE = {
                 "dynamics": frozenset({RUN, RANK})},
     "text": {"mlp": frozenset({RUN}), "knn": _VOTES, "logreg": _VOTES, "naive_bayes": _VOTES},
 }
+# With vectors of the user's (--embeddings, --encoder), these members run on them in every
+# audit fold, after the kind's own; they vote and rank as far as audit.gate_members lets them.
+EMBEDDED = {"embeddings_knn": _VOTES, "embeddings_logreg": _VOTES}
 
 
 def network_of(kind: str) -> str:
@@ -42,15 +45,17 @@ def network_of(kind: str) -> str:
     return next(iter(ENSEMBLE[kind]))
 
 
-def members_with(role: str, kind: str, n_samples: int) -> list[str]:
-    """The kind's members with `role`, in ENSEMBLE's order; neighbours up to MAX_KNN_SAMPLES.
+def members_with(role: str, kind: str, n_samples: int, *, embedded: bool = False) -> list[str]:
+    """The kind's members with `role`, in ENSEMBLE's order, then with `embedded` the EMBEDDED
+    ones; neighbours up to MAX_KNN_SAMPLES.
 
     >>> members_with(VOTE, "text", 100)
     ['knn', 'logreg', 'naive_bayes']
-    >>> members_with(RANK, "tabular", 100_000)
-    ['mlp', 'logreg', 'dynamics']
+    >>> members_with(RANK, "tabular", 100_000, embedded=True)
+    ['mlp', 'logreg', 'dynamics', 'embeddings_logreg']
     """
-    return [name for name, roles in ENSEMBLE[kind].items()
+    roles = {**ENSEMBLE[kind], **(EMBEDDED if embedded else {})}
+    return [name for name, roles in roles.items()
             if role in roles and (name not in NEIGHBOURS or n_samples <= MAX_KNN_SAMPLES)]
 
 
@@ -237,6 +242,27 @@ def _naive_bayes(kind: str, n_train: int):
 
 # The members that scikit-learn fits, by name: each maker takes (kind, n_train).
 SKLEARN_MEMBERS = {"knn": _knn, "logreg": _logreg, "naive_bayes": _naive_bayes}
+EMBEDDINGS_C = 0.1  # the linear model's inverse penalty on standardized vectors
+
+
+def _embeddings_knn(n_train: int):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    # Text and image encoders are trained so that the angle between vectors carries meaning.
+    return KNeighborsClassifier(n_neighbours(n_train), weights="distance", metric="cosine",
+                                algorithm="brute")
+
+
+def _embeddings_logreg(n_train: int):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=EMBEDDINGS_C, max_iter=1000))
+
+
+# The members that learn from the user's vectors (EMBEDDED), by name: each maker takes n_train.
+EMBEDDING_MEMBERS = {"embeddings_knn": _embeddings_knn, "embeddings_logreg": _embeddings_logreg}
 
 
 def sklearn_members(kind: str, n_train: int, *, n_samples: int) -> dict:
@@ -254,8 +280,9 @@ def sklearn_members(kind: str, n_train: int, *, n_samples: int) -> dict:
 
 
 def fit_members(X, y, train_index, test_index, *, data_kind: str, n_classes: int,
-                random_state: int = 0) -> dict:
-    """Held-out probabilities of each scikit-learn member for one fold.
+                random_state: int = 0, embeddings=None, raw: bool = True) -> dict:
+    """Held-out probabilities of each scikit-learn member for one fold: the kind's own on `X`
+    (unless not `raw`) and, given `embeddings` (n_samples, d), EMBEDDING_MEMBERS on those.
 
     Above MAX_MEMBER_TRAIN training rows the members learn from a seeded random subset: a
     linear model and neighbours gain little from more rows, and their cost would dominate.
@@ -267,35 +294,50 @@ def fit_members(X, y, train_index, test_index, *, data_kind: str, n_classes: int
         rng = np.random.default_rng(random_state)
         train_index = np.sort(rng.choice(train_index, MAX_MEMBER_TRAIN, replace=False))
     probs = {}
-    for name, estimator in sklearn_members(data_kind, len(train_index),
-                                           n_samples=n_samples).items():
+    for name, estimator in (sklearn_members(data_kind, len(train_index), n_samples=n_samples)
+                            if raw else {}).items():
         Xtr, Xte = X[train_index], X[test_index]
         if data_kind == "images":
             Xtr, Xte = Xtr.astype(np.float32) / 255, Xte.astype(np.float32) / 255
-        estimator.fit(Xtr, y[train_index])
-        full = np.zeros((len(test_index), n_classes), dtype=np.float32)
-        full[:, estimator.classes_] = estimator.predict_proba(Xte)
-        probs[name] = full
+        probs[name] = _held_out(estimator, Xtr, y[train_index], Xte, n_classes)
+    if embeddings is not None:
+        for name in members_with(RUN, data_kind, n_samples, embedded=True):
+            if name in EMBEDDING_MEMBERS:
+                probs[name] = _held_out(EMBEDDING_MEMBERS[name](len(train_index)),
+                                        embeddings[train_index], y[train_index],
+                                        embeddings[test_index], n_classes)
     return probs
+
+
+def _held_out(estimator, X_train, y_train, X_test, n_classes: int) -> np.ndarray:
+    """`estimator` fitted on the training rows: its float32 probabilities for the test rows,
+    with a column for every class (0 for classes its training rows lacked)."""
+    estimator.fit(X_train, y_train)
+    full = np.zeros((X_test.shape[0], n_classes), dtype=np.float32)
+    full[:, estimator.classes_] = estimator.predict_proba(X_test)
+    return full
 
 
 def run_fold(X, y, train_index, test_index, *, fold: int, settings: ModelSettings,
              random_state: int, data_kind: str, want_model: bool = True,
-             want_members: bool = True, n_threads: int | None = None, on_epoch=None,
-             monitor: bool | None = None):
+             want_members: bool = True, want_embeddings: bool = False, embeddings=None,
+             n_threads: int | None = None, on_epoch=None, monitor: bool | None = None):
     """One unit of work for any backend: (fold, FoldResult or None, member probs or None).
 
     The network trains with the members that ENSEMBLE runs in it for `data_kind`
-    (knn_embedding, dynamics); `fit_members` fits the scikit-learn ones.
+    (knn_embedding, dynamics); `fit_members` fits the scikit-learn ones, with
+    `want_embeddings` those that learn from `embeddings`.
     """
     runs = members_with(RUN, data_kind, len(y))
     result = train_fold(X, y, train_index, test_index, fold=fold, settings=settings,
                         random_state=random_state, on_epoch=on_epoch, n_threads=n_threads,
                         neighbours="knn_embedding" in runs, dynamics="dynamics" in runs,
                         monitor=monitor) if want_model else None
+    embedded = want_embeddings and embeddings is not None
     members = fit_members(X, y, train_index, test_index, data_kind=data_kind,
-                          n_classes=settings.n_classes,
-                          random_state=random_state + fold) if want_members else None
+                          n_classes=settings.n_classes, random_state=random_state + fold,
+                          embeddings=embeddings if embedded else None, raw=want_members) \
+        if want_members or embedded else None
     return fold, result, members
 
 
