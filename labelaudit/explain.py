@@ -20,6 +20,8 @@ MEMBER_WORDS = {
     "naive_bayes": "naive Bayes",
     "dynamics": "the training history",
     "pred_probs": "your model",
+    "embeddings_knn": "neighbours among the embeddings",
+    "embeddings_logreg": "a linear model on the embeddings",
 }
 # A text's words are weighed by naive Bayes on at most this many texts (a seeded subsample).
 MAX_WORD_TEXTS = 20_000
