@@ -83,6 +83,9 @@ def result_key(dataset_fingerprint: str, settings) -> str:
     for name in FILE_SETTINGS:
         if kept.get(name) is not None:
             kept[name] = content_digest(kept[name])
+    encoder = kept.get("encoder")  # a hub name, or a local model folder: then its content
+    if encoder is not None and Path(encoder).expanduser().is_dir():
+        kept["encoder"] = content_digest(Path(encoder).expanduser())
     payload = {"data": dataset_fingerprint, "settings": kept, "format": FORMAT,
                "version": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]

@@ -86,7 +86,9 @@ def resolve_encoder(encoder: str) -> tuple[str, str]:
     """
     local = _local_path(encoder)
     if local is not None:
-        return str(local), "dir:" + _folder_digest(local)
+        from .cache import content_digest
+
+        return str(local), "dir:" + content_digest(local)
     packaged = _packaged(encoder)
     if packaged is not None:
         return packaged
@@ -131,17 +133,6 @@ def _local_path(encoder: str) -> Path | None:
         raise UsageError(f"--encoder {encoder}: {what}; pass a local directory holding the model "
                          "(save_pretrained), or a Hugging Face hub name")
     return None
-
-
-def _folder_digest(folder: Path) -> str:
-    """sha256 of a folder's file names, sizes and modification times: cheap for big weights,
-    and any rewrite of a file changes it."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        stat = file.stat()
-        digest.update(f"{file.relative_to(folder).as_posix()}\0{stat.st_size}\0"
-                      f"{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 def _packaged(encoder: str) -> tuple[str, str] | None:
