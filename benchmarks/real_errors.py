@@ -113,10 +113,10 @@ def index_of(sample_id: str) -> int:
 # -- labelaudit ---------------------------------------------------------------------------------
 
 
-def scan_settings(work: Path):
+def scan_settings(work: Path, seed: int = SEED):
     from labelaudit.settings import ScanSettings
 
-    return ScanSettings(audit="always", seed=SEED, cache_dir=str(work / "cache"))
+    return ScanSettings(audit="always", seed=seed, cache_dir=str(work / "cache"))
 
 
 def every_member(result) -> dict:
@@ -133,17 +133,17 @@ def every_member(result) -> dict:
     return out_of_fold(folds, ds.n_samples, ds.n_classes, network=network_of(ds.kind))
 
 
-def run_labelaudit(name: str, path: Path, work: Path) -> dict:
+def run_labelaudit(name: str, path: Path, work: Path, seed: int = SEED) -> dict:
     """Scan `path` (or reload the scan from the cache) and save its probabilities in index
-    order to work/<name>.npz; returns that file's arrays."""
+    order to work/<name>.npz (<name>-seed<seed>.npz for other seeds); returns its arrays."""
     from labelaudit.scan import scan
 
-    saved = work / f"{name}.npz"
+    saved = work / (f"{name}.npz" if seed == SEED else f"{name}-seed{seed}.npz")
     started = time.perf_counter()
-    result = scan(path, scan_settings(work))
+    result = scan(path, scan_settings(work, seed))
     seconds = time.perf_counter() - started
-    if "cached_result" in result.timings and saved.exists():  # keep the measured scan's time
-        seconds = float(np.load(saved)["scan_seconds"])
+    if "cached_result" in result.timings:  # the time of the scan that trained, if saved
+        seconds = float(np.load(saved)["scan_seconds"]) if saved.exists() else np.nan
     ds = result.dataset
     order = np.argsort([index_of(i) for i in ds.ids])  # loaded row -> test-set index order
     issues_index = np.array([index_of(i) for i in result.issues["id"]])
@@ -253,16 +253,70 @@ def text_candidates(texts) -> dict:
 
 def second_seed(name: str, path: Path, work: Path) -> dict:
     """The scan's members again with seed 1 (other folds and initial weights), in index order."""
-    from dataclasses import replace
-
     from labelaudit.scan import scan
 
-    result = scan(path, replace(scan_settings(work), seed=SEED + 1))
+    result = scan(path, scan_settings(work, SEED + 1))
     order = np.argsort([index_of(i) for i in result.dataset.ids])
     members = {f"{m}_seed1": np.asarray(p)[order] for m, p in every_member(result).items()}
     if result.dynamics is not None:
         members["dynamics_seed1"] = result.dynamics[order]
     return members
+
+
+def network_dynamics(path: Path, work: Path, seed: int = SEED) -> dict:
+    """{"mlp_dynamics": the text network's training dynamics}: the scan's folds trained again,
+    each recording its training samples' probabilities over the epochs (as images and tables
+    do), in index order."""
+    from joblib import Parallel, delayed
+
+    from labelaudit.data import load_dataset
+    from labelaudit.features import make_features
+    from labelaudit.progress import SILENT
+    from labelaudit.scan import _plan_folds
+    from labelaudit.train import train_fold, training_dynamics
+
+    settings = scan_settings(work, seed)
+    ds = load_dataset(path)
+    X = make_features(ds)
+    runner = _plan_folds(ds, X, settings, progress=SILENT)
+    folds = Parallel(n_jobs=2)(
+        delayed(train_fold)(X, ds.labels, train, test, fold=fold, settings=runner.model,
+                            random_state=settings.seed, dynamics=True, monitor=False)
+        for fold, (train, test) in enumerate(runner.splits, start=1))
+    order = np.argsort([index_of(i) for i in ds.ids])
+    return {"mlp_dynamics": training_dynamics(folds, ds.n_samples, ds.n_classes)[order]}
+
+
+def inject_text(work: Path, out: Path, *, n: int = 800, n_classes: int = 5,
+                seeds: int = 2) -> None:
+    """quality.py's 20 Newsgroups sample with injected errors (10 and 20%, uniform and
+    class-dependent), scanned, with every member and the text network's dynamics saved to
+    out/ in quality.py's --save-probs format, for --injected."""
+    from quality import NOISE_TYPES, read_20news, subsample
+
+    from labelaudit.noise import inject_noise
+    from labelaudit.scan import scan
+
+    bench = subsample(read_20news(SHARED / "20news-test"), n, max_classes=n_classes)
+    out.mkdir(parents=True, exist_ok=True)
+    for noise in (0.1, 0.2):
+        for noise_type, zero in NOISE_TYPES.items():
+            for seed in range(seeds):
+                labels = inject_noise(bench.y, noise, n_classes=bench.n_classes,
+                                      frac_zero_noise_rates=zero, random_state=seed)
+                path = work / "injected" / f"20news-{noise}-{noise_type}-{seed}.csv"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                pd.DataFrame({"id": np.arange(len(labels)), "text": bench.inputs,
+                              "label": np.asarray(bench.classes)[labels]}).to_csv(path,
+                                                                                  index=False)
+                result = scan(path, scan_settings(work, seed))
+                order = np.argsort([index_of(i) for i in result.dataset.ids])
+                members = {f"member_{m}": np.asarray(p)[order]
+                           for m, p in every_member(result).items()}
+                members["member_mlp_dynamics"] = network_dynamics(path, work, seed)["mlp_dynamics"]
+                np.savez_compressed(out / f"{path.stem}-labelaudit.npz", true_labels=bench.y,
+                                    labels=labels, **members)
+                note(f"injected: {path.stem} saved")
 
 
 def candidate_members(name: str, path: Path, work: Path, labels) -> dict:
@@ -281,6 +335,7 @@ def candidate_members(name: str, path: Path, work: Path, labels) -> dict:
             started = time.perf_counter()
             found[member] = cross_validated(model, X, labels)
             note(f"{name}: candidate {member} {time.perf_counter() - started:.0f} s")
+        found.update(network_dynamics(path, work))
     else:
         found = second_seed(name, path, work)
     np.savez_compressed(saved, **found)
@@ -313,7 +368,7 @@ def check_labels(name: str, labels, classes, errors: pd.DataFrame) -> None:
                          f"(first: index {wrong['index'].iloc[0]}); the data's order is off")
 
 
-def measure(name: str, work: Path, errors: pd.DataFrame) -> list[dict]:
+def measure(name: str, work: Path, errors: pd.DataFrame, *, seeds: int = 1) -> list[dict]:
     """Rows of the table for one dataset: labelaudit's default, then each contender."""
     path = (build_mnist if name == "mnist" else build_20news)(work)
     if path is None:
@@ -326,6 +381,10 @@ def measure(name: str, work: Path, errors: pd.DataFrame) -> list[dict]:
     common = {"dataset": name, "n": len(labels), "confirmed": len(errors)}
     rows = [{**common, "ranking": "labelaudit (default)", **hits(found["ranking"], index),
              "seconds": float(found["scan_seconds"])}]
+    for seed in range(SEED + 1, SEED + seeds):  # how much the count moves with the seed alone
+        again = run_labelaudit(name, path, work, seed)
+        rows.append({**common, "ranking": f"labelaudit (default, seed {seed})",
+                     **hits(again["ranking"], index), "seconds": float(again["scan_seconds"])})
     for contender, (probs, seconds) in run_contenders(name, path, labels, work).items():
         rows.append({**common, "ranking": f"{contender} (normalized_margin)",
                      **hits(ranked(labels, probs), index), "seconds": seconds})
@@ -336,7 +395,7 @@ def table(rows: pd.DataFrame) -> str:
     out = ["| dataset | ranking | " + " | ".join(f"top {k}" for k in TOP) + " | time s |",
            "| --- | --- | " + " | ".join("---:" for _ in TOP) + " | ---: |"]
     for row in rows.itertuples():
-        cells = " | ".join(f"{getattr(row, f'top{k}')}/{row.confirmed}" for k in TOP)
+        cells = " | ".join(f"{getattr(row, f'top{k}'):g}/{row.confirmed}" for k in TOP)
         seconds = "" if pd.isna(row.seconds) else f"{row.seconds:.0f}"
         out.append(f"| {row.dataset} | {row.ranking} | {cells} | {seconds} |")
     return "\n".join(out)
@@ -381,18 +440,32 @@ def member_weights(labels, members: list, weighting: str) -> list[float]:
     return list(acc)
 
 
-def quality_of(labels, members: list, *, pooling: str = "mean", weighting: str = "accuracy",
-               method: str = "normalized_margin", calibrated: bool = False):
-    """Label quality (low: suspect) of the members' probabilities pooled by `pooling` with
-    `weighting`, each member temperature-scaled first when `calibrated`."""
+def quality_of(labels, members: dict, *, pooling: str = "mean", weighting: str = "accuracy",
+               method: str = "normalized_margin", calibrated: bool = False,
+               dynamics_share: float | None = None):
+    """Label quality (low: suspect) of the members' probabilities (name -> array) pooled by
+    `pooling` with `weighting`, each member temperature-scaled first when `calibrated`.
+
+    With `dynamics_share`, the training dynamics (in-sample members, named *dynamics*) are
+    pooled apart and given that share of the pool, the held-out members the rest.
+    """
     from cleanlab.rank import get_label_quality_ensemble_scores, get_label_quality_scores
 
     from labelaudit.audit import pool_probs
 
-    members = [np.asarray(p, np.float64) for p in members]
+    probs = {name: np.asarray(p, np.float64) for name, p in members.items()}
     if calibrated:
-        members = [temperature_scaled(labels, p) for p in members]
-    weights = member_weights(labels, members, weighting)
+        probs = {name: temperature_scaled(labels, p) for name, p in probs.items()}
+    if dynamics_share is not None:
+        inside = [p for name, p in probs.items() if "dynamics" in name]
+        held = [p for name, p in probs.items() if "dynamics" not in name]
+        if inside and held:
+            probs = {"held-out": pool_probs(held, member_weights(labels, held, weighting)),
+                     "dynamics": pool_probs(inside)}
+            pooling, weighting = "mean", "share"
+    members = list(probs.values())
+    weights = [1 - dynamics_share, dynamics_share] if weighting == "share" \
+        else member_weights(labels, members, weighting)
     if pooling == "rank-mean":  # each member's ranking as a quantile, then their mean
         ranks = [pd.Series(get_label_quality_scores(labels, p, method=method)).rank(pct=True)
                  for p in members]
@@ -432,6 +505,17 @@ def variants(kind: str, members: dict) -> list[tuple[str, list, dict]]:
                             f"{SHORT[method]}")
                     out.append((name, rankers, dict(pooling=pooling, weighting=weighting,
                                                     calibrated=calibrated, method=method)))
+    for share in (0.25, 0.5, 0.75):
+        for weighting in ("accuracy", "inverse-error"):
+            out.append((f"dynamics {share:.0%} of the pool, held-out by {weighting} weights",
+                        rankers, dict(weighting=weighting, dynamics_share=share)))
+    network = next(iter(members))
+    for dynamics in (m for m in members if "dynamics" in m and m not in rankers):
+        for share in (0.25, 0.5, 0.75):
+            for weighting in ("accuracy", "inverse-error"):
+                out += [(f"with {network} and {dynamics} {share:.0%} of the pool, held-out "
+                         f"by {weighting} weights", [*rankers, network, dynamics],
+                         dict(weighting=weighting, dynamics_share=share))]
     for weighting in ("accuracy", "inverse-error"):
         out += [(f"without {m}, {weighting} weights", [r for r in rankers if r != m],
                  dict(weighting=weighting)) for m in rankers]
@@ -451,51 +535,68 @@ def subset_search(labels, members: dict, errors, k: int, **options):
     found = []
     for size in range(1, len(names) + 1):
         for subset in combinations(names, size):
-            quality = quality_of(labels, [members[m] for m in subset], **options)
+            quality = quality_of(labels, {m: members[m] for m in subset}, **options)
             found.append((hits(np.argsort(quality, kind="stable"), errors)[f"top{k}"],
                           "+".join(subset)))
     return sorted(found, reverse=True)
 
 
-def lever_rows(name: str, work: Path, errors: pd.DataFrame, *, extra: dict) -> list[dict]:
-    """Every variant's hits on one dataset, from work/<name>.npz (and `extra` members)."""
-    saved = dict(np.load(work / f"{name}.npz"))
-    labels = saved["labels"]
-    kind = "images" if name == "mnist" else "text"
+def saved_members(saved: dict) -> dict:
+    """name -> probabilities of every member in a saved scan (or quality.py run), the training
+    dynamics included."""
     members = {k.removeprefix("member_"): v for k, v in saved.items() if k.startswith("member_")}
     if "dynamics" in saved:
         members["dynamics"] = saved["dynamics"]
-    members.update(extra)
+    return members
+
+
+def lever_rows(name: str, saved: dict, errors: pd.DataFrame, *, extra: dict) -> list[dict]:
+    """Every variant's hits on one saved scan of a dataset (and `extra` members)."""
+    labels = saved["labels"]
+    kind = "images" if name == "mnist" else "text"
+    members = {**saved_members(saved), **extra}
     common = {"dataset": name, "n": len(labels), "confirmed": len(errors), "seconds": np.nan}
     rows = []
     for variant, subset, options in variants(kind, members):
-        quality = quality_of(labels, [members[m] for m in subset], **options)
+        quality = quality_of(labels, {m: members[m] for m in subset}, **options)
         rows.append({**common, "ranking": variant,
                      **hits(np.argsort(quality, kind="stable"), errors["index"])})
     return rows
 
 
-def injected_rows(folder: Path) -> list[dict]:
+def injected_rows(folders: list[Path]) -> list[dict]:
     """AUPRC of every variant on the runs quality.py saved with --save-probs (known injected
     errors): whether a ranking that finds more confirmed errors also finds injected ones."""
     from sklearn.metrics import average_precision_score
 
     rows = []
-    for path in sorted(folder.glob("*-labelaudit.npz")):
+    for path in sorted(p for folder in folders for p in folder.glob("*-labelaudit.npz")):
         saved = dict(np.load(path))
         labels, is_noisy = saved["labels"], saved["labels"] != saved["true_labels"]
         dataset = path.name.split("-0.")[0]
         kind = {"mnist": "images", "digits": "images", "20news": "text"}.get(dataset, "tabular")
-        members = {k.removeprefix("member_"): v for k, v in saved.items()
-                   if k.startswith("member_")}
-        if "dynamics" in saved:
-            members["dynamics"] = saved["dynamics"]
+        members = saved_members(saved)
         run = path.name.removesuffix("-labelaudit.npz")
         for variant, subset, options in variants(kind, members):
-            quality = quality_of(labels, [members[m] for m in subset], **options)
+            quality = quality_of(labels, {m: members[m] for m in subset}, **options)
             rows.append({"run": run, "dataset": dataset, "kind": kind, "ranking": variant,
                          "auprc": float(average_precision_score(is_noisy, -quality))})
     return rows
+
+
+DEFAULT_RANKING = "mean, accuracy weights, NM"  # labelaudit's: its variant in `variants`
+
+
+def injected_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean AUPRC per kind of data and overall, and in how many runs each ranking beats the
+    default's (or loses to it)."""
+    means = frame.groupby(["ranking", "kind"], sort=False)["auprc"].mean().unstack(1)
+    default = frame[frame["ranking"] == DEFAULT_RANKING].set_index("run")["auprc"]
+    delta = frame["auprc"] - frame["run"].map(default)
+    by = frame["ranking"]
+    return means.assign(mean=frame.groupby(by, sort=False)["auprc"].mean(),
+                        better=(delta > 1e-9).groupby(by, sort=False).sum(),
+                        worse=(delta < -1e-9).groupby(by, sort=False).sum()).round(4)
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -506,6 +607,8 @@ def parse_args(argv=None):
     parser.add_argument("--work", type=Path, default=Path("/tmp/labelaudit-real-errors"),
                         help="folder for the built datasets, the scans' cache and the .npz")
     parser.add_argument("--datasets", default="mnist,20news", help="comma-separated")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="scan with seeds 0..N-1: how much the counts move with the seed")
     parser.add_argument("--levers", action="store_true",
                         help="also rank the saved probabilities in other ways (no training)")
     parser.add_argument("--candidates", action="store_true",
@@ -513,53 +616,67 @@ def parse_args(argv=None):
                              "models on other features; images: a second scan with seed 1)")
     parser.add_argument("--subsets", action="store_true",
                         help="with --levers: the best member subsets (fits the confirmed set)")
-    parser.add_argument("--injected", type=Path, metavar="DIR",
+    parser.add_argument("--injected", type=Path, nargs="+", metavar="DIR",
                         help="score the rankings on quality.py --save-probs DIR runs and exit")
+    parser.add_argument("--inject-text", type=Path, metavar="DIR",
+                        help="save 20 Newsgroups runs with injected errors, every member and "
+                             "the text network's dynamics included, to DIR (for --injected)")
     parser.add_argument("--out", type=Path, default=RESULTS / "real-errors.csv")
     return parser.parse_args(argv)
 
 
-def levers(name: str, work: Path, errors: pd.DataFrame, *, candidates: bool,
+def levers(name: str, work: Path, errors: pd.DataFrame, *, seeds: int, candidates: bool,
            subsets: bool) -> list[dict]:
-    """The lever rows of one dataset (after `measure` saved its probabilities)."""
+    """The lever rows of one dataset, on each of the `seeds` scans `measure` saved (the
+    candidates and contenders join seed 0's scan only), then their means over the seeds."""
     path = work / ("mnist" if name == "mnist" else "20news-test.csv")
     saved = dict(np.load(work / f"{name}.npz"))
     extra = {k: p for k, (p, _) in run_contenders(name, path, saved["labels"], work).items()}
     if candidates:
         extra.update(candidate_members(name, path, work, saved["labels"]))
-    rows = lever_rows(name, work, errors, extra=extra)
+    rows = [{**row, "seed": SEED} for row in lever_rows(name, saved, errors, extra=extra)]
+    others = [work / f"{name}-seed{seed}.npz" for seed in range(SEED + 1, SEED + seeds)]
+    for seed, other in enumerate(others, start=SEED + 1):
+        rows += [{**row, "seed": seed} for row in lever_rows(name, dict(np.load(other)), errors,
+                                                               extra={})]
+    if others:  # the mean over the seeds, of the variants every seed has
+        frame = pd.DataFrame(rows)
+        every = frame.groupby("ranking")["seed"].transform("nunique") == len(others) + 1
+        means = frame[every].groupby("ranking", sort=False)[[f"top{k}" for k in TOP]].mean()
+        rows += [{"dataset": name, "n": len(saved["labels"]), "confirmed": len(errors),
+                  "ranking": f"{ranking} (mean of {len(others) + 1} seeds)", "seed": np.nan,
+                  "seconds": np.nan, **counts} for ranking, counts in means.iterrows()]
     if subsets:
-        members = {k.removeprefix("member_"): v for k, v in saved.items()
-                   if k.startswith("member_")}
-        if "dynamics" in saved:
-            members["dynamics"] = saved["dynamics"]
+        members = {**saved_members(saved), **extra}
         k = GOAL[name][0]
         for weighting in ("accuracy", "inverse-error"):
-            for count, subset in subset_search(saved["labels"], {**members, **extra},
-                                               errors["index"], k, weighting=weighting)[:5]:
+            for count, subset in subset_search(saved["labels"], members, errors["index"], k,
+                                               weighting=weighting)[:5]:
                 note(f"{name}: {count} in the top {k}: {subset}, {weighting} weights")
     return rows
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.inject_text:
+        inject_text(args.work, args.inject_text)
+        return 0
     if args.injected:
         frame = pd.DataFrame(injected_rows(args.injected))
         out = args.out.with_name(args.out.stem + "-injected.csv")
         frame.to_csv(out, index=False)
-        means = frame.groupby(["ranking", "kind"], sort=False)["auprc"].mean().unstack(1)
-        print(means.assign(mean=means.mean(1)).round(4).to_string())
+        print(injected_summary(frame).to_string())
         note(f"{len(frame)} rows written to {out}")
         return 0
     errors = confirmed_errors()
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.datasets.split(","):
-        found = measure(name, args.work, errors[name])
+        found = measure(name, args.work, errors[name], seeds=args.seeds)
         rows += found
         if found and args.levers:
-            rows += levers(name, args.work, errors[name], candidates=args.candidates,
-                           subsets=args.subsets)
+            rows += levers(name, args.work, errors[name], seeds=args.seeds,
+                           candidates=args.candidates, subsets=args.subsets)
     if not rows:
         note("no dataset was found: nothing measured")
         return 0
