@@ -29,10 +29,12 @@ def member_weights(labels, members) -> list[float]:
 
 
 # Members that learn from the user's vectors (--embeddings, --encoder) join the ensemble only as
-# far as their out-of-fold accuracy on the given labels supports: one votes and ranks when it
-# is at most JOIN_MARGIN below the best of the kind's own members, and where one joins, each
-# own member more than STEP_OUT_MARGIN below the best that joined steps out.
-JOIN_MARGIN = 0.02
+# far as their out-of-fold accuracy on the given labels supports. They join together, when the
+# better of them is at most JOIN_MARGIN below the best of the kind's own members: vectors that
+# err differently sharpen the pooled ranking even when somewhat less accurate, and much weaker
+# ones cost the vote its precision; together, they keep the vote's majority odd where it was.
+# Where they join, each own member more than STEP_OUT_MARGIN below the better of them steps out.
+JOIN_MARGIN = 0.1
 STEP_OUT_MARGIN = 0.05
 
 
@@ -67,36 +69,32 @@ def gate_members(labels, members: dict, *, embedded, follows=None) -> Gate:
                         strict=True))
     own = [name for name in judged if name not in embedded]
     ours = [name for name in judged if name in embedded]
-    best_own = max(own, key=accuracy.get)
-    left_out = {name: f"out-of-fold accuracy {accuracy[name]:.3f}, more than {JOIN_MARGIN} "
-                      f"below {best_own}'s {accuracy[best_own]:.3f}"
-                for name in ours if accuracy[name] < accuracy[best_own] - JOIN_MARGIN}
-    joined = [name for name in ours if name not in left_out]
+    best_own, best = max(own, key=accuracy.get), max(ours, key=accuracy.get)
+    joined = accuracy[best] >= accuracy[best_own] - JOIN_MARGIN
     if joined:
-        best = max(joined, key=accuracy.get)
-        left_out.update({name: f"out-of-fold accuracy {accuracy[name]:.3f}, more than "
-                               f"{STEP_OUT_MARGIN} below {best}'s {accuracy[best]:.3f}"
-                         for name in own if accuracy[name] < accuracy[best] - STEP_OUT_MARGIN})
+        left_out = {name: f"out-of-fold accuracy {accuracy[name]:.3f}, more than "
+                          f"{STEP_OUT_MARGIN} below {best}'s {accuracy[best]:.3f}"
+                    for name in own if accuracy[name] < accuracy[best] - STEP_OUT_MARGIN}
+    else:
+        left_out = {name: f"out-of-fold accuracy {accuracy[name]:.3f}; the better on the vectors, "
+                          f"{best}, is more than {JOIN_MARGIN} below {best_own}'s "
+                          f"{accuracy[best_own]:.3f}" for name in ours}
     left_out.update({name: f"follows {leader}, which stepped out" for name, leader in
                      follows.items() if name in members and leader in left_out})
     return Gate(accuracy=accuracy, left_out=left_out,
-                note=_gate_note(accuracy, joined, left_out, ours, best_own))
+                note=_gate_note(accuracy, ours if joined else [], left_out, ours, best_own))
 
 
 def _gate_note(accuracy: dict, joined: list, left_out: dict, ours: list, best_own: str) -> str:
     """The gate's decision in one sentence."""
-    def listed(names):
-        return ", ".join(f"{n} ({accuracy[n]:.3f})" for n in names)
-
-    head = f"embeddings: out-of-fold accuracy on the given labels {listed(ours)}; the best " \
-           f"of the others, {best_own}, {accuracy[best_own]:.3f}"
+    listed = ", ".join(f"{n} ({accuracy[n]:.3f})" for n in ours)
+    head = f"embeddings: out-of-fold accuracy on the given labels {listed}; the best of the " \
+           f"others, {best_own}, {accuracy[best_own]:.3f}"
     if not joined:
         return f"{head}: left out (more than {JOIN_MARGIN} below), the ensemble is as without them"
     stepped = [n for n in left_out if n not in ours]
     return f"{head}: {', '.join(joined)} vote and rank" + (
-        f"; {', '.join(stepped)} step out" if stepped else "") + (
-        f"; {', '.join(n for n in ours if n in left_out)} left out"
-        if any(n in left_out for n in ours) else "")
+        f"; {', '.join(stepped)} step out" if stepped else "")
 
 
 def pool_probs(members, weights=None) -> np.ndarray:
