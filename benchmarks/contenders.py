@@ -271,6 +271,8 @@ def labelaudit_scan(bench: Bench, labels, *, seed: int = 0, settings=None) -> Fo
     from labelaudit.scan import ScanSettings, scan
 
     settings = replace(settings or ScanSettings(), audit="always", seed=seed)
+    if bench.kind == "text":  # short texts can pass for a table's category: say what they are
+        settings = replace(settings, kind="text")
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
         path, ids = write_bench(bench, labels, Path(tmp))
         started = time.perf_counter()
@@ -299,6 +301,7 @@ def labelaudit_scan(bench: Bench, labels, *, seed: int = 0, settings=None) -> Fo
     return Found(is_label_issue=is_issue, label_quality=quality,
                  estimated_noise_rate=float(result.audit["estimated_noise_rate"]),
                  extra={"seconds": seconds, "members": members, "pred_probs": pred_probs,
+                        "gate": result.audit.get("gate"),
                         "member_probs": member_probs if pred_probs is not None else {},
                         "dynamics": dynamics if pred_probs is not None else None})
 

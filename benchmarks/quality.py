@@ -3,14 +3,16 @@
 Known errors are injected with cleanlab's noise generation (`labelaudit.noise.inject_noise`) at
 10/20/40%, uniform (frac_zero_noise_rates=0) and class-dependent (0.5), with several seeds, into
 images (scikit-learn's digits, the MNIST test set), tables (wine, breast cancer, a generated
-mixed numeric and categorical table) and text (the 20 Newsgroups test set). Each contender in
-benchmarks/contenders.py sees the same noisy labels; each run is scored on `is_label_issue`
-(precision, recall, F1), on its label-quality ranking (AUPRC), on its estimated noise rate
-against the injected one, and on wall time.
+mixed numeric and categorical table) and text (the 20 Newsgroups test set, and its subject lines
+alone as a set of short texts). Each contender in benchmarks/contenders.py sees the same noisy
+labels; each run is scored on `is_label_issue` (precision, recall, F1), on its label-quality
+ranking (AUPRC), on its estimated noise rate against the injected one, and on wall time.
 
     python benchmarks/quality.py --quick         # a few minutes on 2 cores (what CI may run)
     python benchmarks/quality.py                 # everything: hours on a laptop
     python benchmarks/quality.py --datasets wine,digits --noise 0.2 --seeds 1 --levers
+    python benchmarks/quality.py --datasets 20news --encoder all-MiniLM-L6-v2 \\
+        --contenders labelaudit                  # + labelaudit+encoder: scan --encoder NAME
 
 MNIST and 20 Newsgroups are read from ../shared/data (skipped with a note when absent). The
 markdown tables go to stdout, progress to stderr, every run to benchmarks/results/*.csv.
@@ -36,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "data"
 RESULTS = HERE / "results"
 KINDS = {"images": ("digits", "mnist"), "tabular": ("wine", "breast-cancer", "mixed"),
-         "text": ("20news",)}
+         "text": ("20news", "20news-subjects")}
 DATASETS = tuple(name for names in KINDS.values() for name in names)
 NOISE_RATES = (0.1, 0.2, 0.4)
 NOISE_TYPES = {"uniform": 0.0, "class-dependent": 0.5}  # frac_zero_noise_rates
@@ -71,6 +73,8 @@ def load_bench(name: str) -> Bench | None:
         return read_mnist(SHARED / "mnist-test")
     if name == "20news":
         return read_20news(SHARED / "20news-test")
+    if name == "20news-subjects":
+        return subject_lines(read_20news(SHARED / "20news-test"))
     raise SystemExit(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
 
 
@@ -116,6 +120,26 @@ def read_20news(folder: Path) -> Bench | None:
     classes = tuple(sorted(set(groups)))
     y = np.searchsorted(classes, groups)
     return Bench("20news", "text", np.array(texts, dtype=object), y, classes)
+
+
+def subject_lines(bench: Bench | None) -> Bench | None:
+    """Each post's subject line alone, without its "Re:" prefixes: short texts, where a
+    pretrained sentence encoder knows more than TF-IDF can learn from a few words."""
+    import re
+    from dataclasses import replace
+
+    if bench is None:
+        return None
+    subject = re.compile(r"^Subject:(.*)$", re.MULTILINE)
+    reply = re.compile(r"^\s*(re:\s*)+", re.IGNORECASE)
+
+    def line(text: str) -> str:
+        found = subject.search(text)
+        return reply.sub("", found.group(1).strip()) if found else ""
+
+    return replace(bench, name="20news-subjects",
+                   inputs=np.array([line(t) or "(no subject)" for t in bench.inputs],
+                                   dtype=object))
 
 
 def subsample(bench: Bench, n: int | None, *, max_classes: int | None = None,
@@ -264,6 +288,8 @@ def run_setting(bench: Bench, noise: float, noise_type: str, seed: int, contende
               "noise_type": noise_type, "seed": seed, "injected_rate": float(is_noisy.mean())}
     rows = []
     for name in contenders:
+        if name == "labelaudit+encoder" and bench.kind == "tabular":
+            continue  # an encoder embeds texts and images only
         started = time.perf_counter()
         found = CONTENDERS[name](bench, labels, seed=seed)
         seconds = found.extra.get("seconds", time.perf_counter() - started)
@@ -273,6 +299,9 @@ def run_setting(bench: Bench, noise: float, noise_type: str, seed: int, contende
         note(f"{bench.name:>13} {noise:.0%} {noise_type:<15} seed {seed} {name:<11} "
              f"F1 {row['f1']:.3f} AUPRC {row['auprc']:.3f} noise {row['estimated_noise_rate']:.3f}"
              f" (injected {row['injected_rate']:.3f}) {seconds:6.1f} s")
+        if found.extra.get("gate"):  # which members the user's vectors let in
+            row["gate"] = found.extra["gate"]
+            note(f"    {found.extra['gate']}")
         if save_probs is not None and found.extra.get("pred_probs") is not None:
             save_probs.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(
@@ -299,7 +328,7 @@ SETTING = ["kind", "dataset", "n", "noise", "noise_type"]
 
 
 def is_contender(name: str) -> bool:
-    return name in CONTENDERS and name != "labelaudit"
+    return name in CONTENDERS and not name.startswith("labelaudit")
 
 
 def markdown_tables(runs: pd.DataFrame) -> str:
@@ -408,6 +437,14 @@ def parse_args(argv=None):
                         help="keep labelaudit's out-of-fold probabilities (pooled and per "
                         "member) and the labels of every run in DIR, one .npz per run, to "
                         "study thresholds and pooling without retraining")
+    parser.add_argument("--encoder", metavar="NAME",
+                        help="also run labelaudit+encoder: the scan with --encoder NAME (its "
+                             "embeddings are computed once per dataset and kept until the run "
+                             "ends, so its time counts them on the first run only)")
+    parser.add_argument("--encoder-cache", type=Path, metavar="DIR",
+                        help="with --encoder: keep the embeddings in DIR across runs, and let "
+                             "labelaudit and labelaudit+encoder share their folds there (their "
+                             "times then count cache hits)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 is fastest on a busy machine)")
     parser.add_argument("--out", type=Path, help="CSV of every run (default "
@@ -418,6 +455,41 @@ def parse_args(argv=None):
 def split(text: str | None, cast=str) -> tuple | None:
     """'a,b' -> ('a', 'b'); None stays None (the option was not given)."""
     return tuple(cast(v) for v in text.split(",")) if text else None
+
+
+def with_encoder(encoder: str, cache: Path | None = None) -> str:
+    """Register the contender labelaudit+encoder, `scan --encoder ENCODER`, and name it. Its
+    cache (embeddings, folds) lives in a temporary folder removed at exit; with `cache`, there,
+    and labelaudit shares it, so the encoder's scan trains only its embedding members."""
+    import atexit
+    import shutil
+    import tempfile
+    from functools import partial
+
+    from contenders import labelaudit_scan
+
+    from labelaudit.scan import ScanSettings
+
+    if cache is None:
+        cache = tempfile.mkdtemp(prefix="quality-encoder-")
+        atexit.register(shutil.rmtree, cache, ignore_errors=True)
+    else:
+        CONTENDERS["labelaudit"] = partial(labelaudit_scan,
+                                           settings=ScanSettings(cache_dir=str(cache)))
+    CONTENDERS["labelaudit+encoder"] = partial(
+        labelaudit_scan, settings=ScanSettings(encoder=encoder, cache_dir=str(cache)))
+    return "labelaudit+encoder"
+
+
+def chosen_contenders(args) -> tuple:
+    """--contenders, checked, with labelaudit+encoder after them when --encoder is given."""
+    contenders = split(args.contenders)
+    if args.encoder:
+        contenders += (with_encoder(args.encoder, args.encoder_cache),)
+    for name in contenders:
+        if name not in CONTENDERS:
+            raise SystemExit(f"unknown contender {name!r}; choose from {', '.join(CONTENDERS)}")
+    return contenders
 
 
 def main(argv=None) -> int:
@@ -436,10 +508,7 @@ def main(argv=None) -> int:
     types = split(args.noise_types) or (QUICK["noise_types"] if args.quick
                                         else tuple(NOISE_TYPES))
     seeds = args.seeds or (QUICK["seeds"] if args.quick else SEEDS)
-    contenders = split(args.contenders)
-    for name in contenders:
-        if name not in CONTENDERS:
-            raise SystemExit(f"unknown contender {name!r}; choose from {', '.join(CONTENDERS)}")
+    contenders = chosen_contenders(args)
     for noise_type in types:
         if noise_type not in NOISE_TYPES:
             raise SystemExit(f"unknown noise type {noise_type!r}; use {', '.join(NOISE_TYPES)}")
