@@ -65,10 +65,13 @@ def embed(ds, encoder: str, *, device: str = "auto", cache_dir=None,
     progress.stage(f"embedding {ds.n_samples} {'texts' if ds.kind == 'text' else 'images'} "
                    f"with {encoder}")
     from .models import resolve_device
+    from .settings import device_problem
 
+    # With --backend dask the GPU may be the workers' alone; the encoder runs here.
+    device = resolve_device(device) if device_problem(device) is None else "cpu"
     embedder = _embed_texts if ds.kind == "text" else _embed_images
-    vectors = embedder(ds.inputs, source, name=encoder, device=resolve_device(device),
-                       batch_size=batch_size, progress=progress)
+    vectors = embedder(ds.inputs, source, name=encoder, device=device, batch_size=batch_size,
+                       progress=progress)
     if path is not None:
         _write_atomically(path, vectors)
     return vectors

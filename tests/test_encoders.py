@@ -94,6 +94,9 @@ def test_texts_are_embedded_as_unit_vectors_by_sentence_transformers(text_csv, t
     expected = SentenceTransformer(str(text_encoder), device="cpu").encode(
         list(ds.inputs[:5]), normalize_embeddings=True)
     np.testing.assert_allclose(vectors[:5], expected, rtol=1e-4, atol=1e-5)
+    # A GPU this machine lacks (with --backend dask, the workers' own): embedded here, on the CPU.
+    np.testing.assert_allclose(encoders.embed(ds, str(text_encoder), device="cuda:7"), vectors,
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_a_rescan_reuses_the_embeddings_and_a_changed_model_embeds_again(
