@@ -272,7 +272,7 @@ def labelaudit_scan(bench: Bench, labels, *, seed: int = 0, settings=None) -> Fo
 
     settings = replace(settings or ScanSettings(), audit="always", seed=seed)
     if bench.kind == "text":  # short texts can pass for a table's category: say what they are
-        settings = replace(settings, kind="text")
+        settings = replace(settings, kind="text", text_column="text")
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
         path, ids = write_bench(bench, labels, Path(tmp))
         started = time.perf_counter()
