@@ -9,10 +9,14 @@ the top 50/100/200/500 of the ranking (issues.csv's row order: label_quality, lo
 Beside it, contenders a user could write in a few lines, cross-validated on labelaudit's folds
 (`labelaudit.train.fold_splits`, 5 folds, seed 0) and ranked by cleanlab's normalized margin.
 
-    nice -n 10 .venv/bin/python benchmarks/real_errors.py            # scans, contenders, table
-    .venv/bin/python benchmarks/real_errors.py --levers              # + ranking variants
-    .venv/bin/python benchmarks/real_errors.py --injected DIR        # the variants on quality.py
-                                                                      # --save-probs runs (AUPRC)
+    R=benchmarks/real_errors.py
+    nice -n 10 .venv/bin/python $R --seeds 4     # scans (seeds 0-3), contenders, the table
+    nice -n 10 .venv/bin/python $R --seeds 4 --levers --candidates --subsets \\
+        --out benchmarks/results/real-errors-levers.csv     # + rankings of the saved probabilities
+    nice -n 10 .venv/bin/python $R --inject-text DIR/t      # 20 Newsgroups runs with injected
+                                                            # errors, every member saved
+    .venv/bin/python $R --injected DIR/*         # the same rankings on injected errors (AUPRC):
+                                                 # these runs and quality.py --save-probs DIR/x
 
 The datasets are read from ../shared/data (skipped with a note when absent) and written to
 `--work` (default /tmp/labelaudit-real-errors), with the scans' cache; a re-run reloads the
@@ -158,21 +162,22 @@ def run_labelaudit(name: str, path: Path, work: Path, seed: int = SEED) -> dict:
         arrays[f"member_{member}"] = np.asarray(probs)[order]
     np.savez_compressed(saved, **arrays)
     how = "from the cache" if "cached_result" in result.timings else "trained"
-    note(f"{name}: scan {seconds:.0f} s ({how}); probabilities in {saved}")
+    timed = "not timed" if np.isnan(seconds) else f"{seconds:.0f} s"
+    note(f"{name}: scan {timed} ({how}); probabilities in {saved}")
     return dict(np.load(saved))
 
 
 # -- contenders ---------------------------------------------------------------------------------
 
 
-def cross_validated(model, X, labels) -> np.ndarray:
+def cross_validated(model, X, labels, seed: int = SEED) -> np.ndarray:
     """Out-of-fold probabilities of `model` on labelaudit's folds."""
     from sklearn.base import clone
 
     from labelaudit.train import fold_splits
 
     probs = np.zeros((len(labels), labels.max() + 1))
-    for train, test in fold_splits(labels, cv=5, random_state=SEED):
+    for train, test in fold_splits(labels, cv=5, random_state=seed):
         fitted = clone(model).fit(X[train] if not isinstance(X, list) else [X[i] for i in train],
                                   labels[train])
         rows = X[test] if not isinstance(X, list) else [X[i] for i in test]
@@ -314,6 +319,8 @@ def inject_text(work: Path, out: Path, *, n: int = 800, n_classes: int = 5,
                 members = {f"member_{m}": np.asarray(p)[order]
                            for m, p in every_member(result).items()}
                 members["member_mlp_dynamics"] = network_dynamics(path, work, seed)["mlp_dynamics"]
+                words, model = text_candidates(list(bench.inputs))["logreg_c100"]
+                members["member_logreg_c100"] = cross_validated(model, words, labels, seed)
                 np.savez_compressed(out / f"{path.stem}-labelaudit.npz", true_labels=bench.y,
                                     labels=labels, **members)
                 note(f"injected: {path.stem} saved")
@@ -576,7 +583,7 @@ def injected_rows(folders: list[Path]) -> list[dict]:
         dataset = path.name.split("-0.")[0]
         kind = {"mnist": "images", "digits": "images", "20news": "text"}.get(dataset, "tabular")
         members = saved_members(saved)
-        run = path.name.removesuffix("-labelaudit.npz")
+        run = f"{path.parent.name}/{path.name.removesuffix('-labelaudit.npz')}"
         for variant, subset, options in variants(kind, members):
             quality = quality_of(labels, {m: members[m] for m in subset}, **options)
             rows.append({"run": run, "dataset": dataset, "kind": kind, "ranking": variant,
@@ -663,7 +670,7 @@ def main(argv=None) -> int:
         return 0
     if args.injected:
         frame = pd.DataFrame(injected_rows(args.injected))
-        out = args.out.with_name(args.out.stem + "-injected.csv")
+        out = args.out.with_name(args.out.stem + "-injected.csv.gz")
         frame.to_csv(out, index=False)
         print(injected_summary(frame).to_string())
         note(f"{len(frame)} rows written to {out}")
