@@ -146,7 +146,7 @@ def test_on_text_naive_bayes_replaces_the_network_in_the_audit(text_csv):
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    from labelaudit.audit import RANK_BY, member_weights, pool_probs
+    from labelaudit.audit import RANK_BY, member_weights, pool_probs, rank_weights
 
     result = scan(text_csv, ScanSettings(cv=3, epochs=4, audit="always", label_column="topic"))
     assert result.audit["members"] == list(result.audit["member_weights"]) == \
@@ -160,8 +160,9 @@ def test_on_text_naive_bayes_replaces_the_network_in_the_audit(text_csv):
     pooled = pool_probs(members, member_weights(y, members))
     np.testing.assert_allclose(result.pred_probs, pooled, atol=1e-6)
     issues = result.issues.set_index("id").loc[list(result.dataset.ids)]
+    ranked = pool_probs(members, rank_weights(y, members))  # the ranking's weights: 1 / error
     np.testing.assert_allclose(issues["label_quality"],
-                               get_label_quality_scores(y, pooled, method=RANK_BY), atol=1e-6)
+                               get_label_quality_scores(y, ranked, method=RANK_BY), atol=1e-6)
     votes = np.sum([find_label_issues(y, p) for p in members], axis=0)
     assert issues["is_label_issue"].astype(bool).tolist() == (votes >= 2).tolist()
 
@@ -224,12 +225,12 @@ def test_training_dynamics_average_over_the_folds_a_sample_trained_in():
 def test_the_ranking_pools_the_members_and_the_training_dynamics(table_csv):
     from cleanlab.rank import get_label_quality_scores
 
-    from labelaudit.audit import RANK_BY, member_weights, pool_probs
+    from labelaudit.audit import RANK_BY, pool_probs, rank_weights
 
     result = scan(table_csv, ScanSettings(cv=3, epochs=6, audit="always"))
     y = result.dataset.labels  # indices into classes
     ranking = [*result.member_probs.values(), result.dynamics]
-    ranked = pool_probs(ranking, member_weights(y, ranking))
+    ranked = pool_probs(ranking, rank_weights(y, ranking))
     issues = result.issues.set_index("id").loc[list(result.dataset.ids)]
     np.testing.assert_allclose(issues["label_quality"],
                                get_label_quality_scores(y, ranked, method=RANK_BY), atol=1e-6)

@@ -52,13 +52,17 @@ def test_the_decision_and_its_reason():
     assert not ran and "(regime: converged)" in reason and "--audit always" in reason
 
 
-def test_an_ensemble_of_voters_alone_ranks_as_find_issues_on_their_pool():
+def test_an_ensemble_of_voters_alone_ranks_as_find_issues_on_their_inverse_error_pool():
+    from labelaudit.audit import pool_probs, rank_weights
+
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 60)
     members = {name: rng.dirichlet(np.ones(3), 60) for name in ("a", "b")}
     issues, estimates, pred_probs = audit_ensemble(labels, members, votes=["a", "b"],
                                                    ranks=["a", "b"])
-    alone, _ = find_issues(labels, pred_probs, members=members)
+    probs = list(members.values())
+    alone, _ = find_issues(labels, pred_probs, members=members,
+                           rank_probs=pool_probs(probs, rank_weights(labels, probs)))
     np.testing.assert_array_equal(issues["label_quality"], alone["label_quality"])
     assert estimates["estimated_noise_rate"] == estimates["flagged_rate"] == \
         issues["is_label_issue"].mean()
