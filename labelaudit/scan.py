@@ -547,6 +547,11 @@ NO_CURVES_ADVICE = (
     "cannot say whether wrong labels are the first suspect. The audit ranks your model's "
     "probabilities regardless; pass --history with its training log (any format `labelaudit "
     "gap` reads) for a verdict.")
+# `labelaudit gap`'s steep advice sends the reader to a scan; in a scan the ranking is here.
+YOUR_LOG_STEEP_ADVICE = (
+    "The gap of your model is climbing steeply: suspect the dataset, above all wrongly assigned "
+    "labels. Review the flagged samples in report.html, most likely errors first (after --audit "
+    "never, scan again without it to rank them).")
 
 
 def _audit_pred_probs(ds, settings: ScanSettings, user_log, *, progress: Progress,
@@ -592,7 +597,10 @@ def _user_gap(user_log, *, n_classes: int):
                 "no loss curves: --pred-probs came without --history, and labelaudit trained "
                 "nothing"])
     history = history_frame(user_log)
-    return history, diagnose(history, n_classes=n_classes)
+    verdict = diagnose(history, n_classes=n_classes)
+    if verdict.regime == "steep-climb":
+        verdict = replace(verdict, advice=YOUR_LOG_STEEP_ADVICE)
+    return history, verdict
 
 
 def _decide_pred_probs(settings: ScanSettings, verdict) -> tuple[bool, str]:

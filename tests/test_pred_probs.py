@@ -19,6 +19,7 @@ from labelaudit.cli import app
 from labelaudit.data import load_dataset
 from labelaudit.errors import UsageError
 from labelaudit.inputs import read_embeddings, read_pred_probs
+from labelaudit.scan import YOUR_LOG_STEEP_ADVICE
 
 from .conftest import make_text_table, write_digit_folder
 
@@ -363,12 +364,15 @@ def test_a_climbing_history_gives_the_steep_verdict_with_the_advice_for_your_mod
                                  root / "probs.npy", "--history", log)
     gap_block, audit = summary["gap"], summary["audit"]
     assert gap_block["regime"] == "steep-climb" and gap_block["steep"] is True
-    assert gap_block["advice"] == gap.ADVICE["steep-climb"] != gap.SCAN_ADVICE["steep-climb"]
+    # Advice for your model's climbing gap, pointing at this report rather than at a scan.
+    assert gap_block["advice"] == YOUR_LOG_STEEP_ADVICE
+    assert gap_block["advice"] not in (gap.ADVICE["steep-climb"], gap.SCAN_ADVICE["steep-climb"])
+    assert "your model" in gap_block["advice"] and "report.html" in gap_block["advice"]
     assert audit["ran"] and "your model's training log" in audit["reason"]
     assert "climbs steeply" in audit["reason"]
     history = pd.read_csv(root / "out" / "history.csv")
     assert list(history["epoch"][:2]) == [1, 2] and len(history) == 20
-    assert html.escape(gap.ADVICE["steep-climb"], quote=False) in report
+    assert html.escape(YOUR_LOG_STEEP_ADVICE, quote=False) in report
     assert "Read on your model's training log" in report and 'class="plot"' in report
 
 
