@@ -82,6 +82,17 @@ def make_text_table(*, n_per_class: int = 40, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def write_table(frame: pd.DataFrame, path: Path) -> Path:
+    """`frame` written as the table its suffix names (.csv, .tsv, .parquet or .jsonl)."""
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif path.suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, index=False, sep="\t" if path.suffix == ".tsv" else ",")
+    return path
+
+
 def tree_hashes(path: Path) -> dict:
     """sha256 of every file under path (or of path itself): proves inputs stay unchanged."""
     path = Path(path)

@@ -17,7 +17,7 @@ from labelaudit.data import load_dataset
 from labelaudit.decisions import DECISION_COLUMNS, check_decisions, mark_reviewed, read_decisions
 from labelaudit.errors import UsageError
 
-from .conftest import make_table, tree_hashes, write_digit_folder
+from .conftest import make_table, tree_hashes, write_digit_folder, write_table
 
 runner = CliRunner()
 HOSTILE_NAME = "<img src=x onerror=alert(1)>.png"
@@ -415,14 +415,7 @@ def test_unicode_and_odd_ids_that_exist_are_applied(tmp_path):
 
 def _numbered_table(tmp_path, suffix: str = ".csv") -> Path:
     frame = pd.DataFrame({"x": [float(i) for i in range(12)], "label": ["a", "b", "c"] * 4})
-    path = tmp_path / f"table{suffix}"
-    if suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    elif suffix == ".jsonl":
-        frame.to_json(path, orient="records", lines=True)
-    else:
-        frame.to_csv(path, index=False)
-    return path
+    return write_table(frame, tmp_path / f"table{suffix}")
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])

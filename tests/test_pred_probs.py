@@ -21,7 +21,7 @@ from labelaudit.errors import UsageError
 from labelaudit.inputs import read_embeddings, read_pred_probs
 from labelaudit.scan import YOUR_LOG_STEEP_ADVICE
 
-from .conftest import make_text_table, write_digit_folder
+from .conftest import make_text_table, write_digit_folder, write_table
 
 CLASSES = ("setosa", "versicolor", "virginica")
 
@@ -84,13 +84,7 @@ def refused(reader, path, ds) -> str:
 def test_a_shuffled_table_reads_as_the_npy_does(iris, suffix):
     ds, frame, probs, root = iris
     table = probs_table(frame, probs, seed=1)
-    path = root / f"shuffled{suffix}"
-    if suffix == ".parquet":
-        table.to_parquet(path, index=False)
-    elif suffix == ".jsonl":
-        table.to_json(path, orient="records", lines=True)
-    else:
-        table.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
+    path = write_table(table, root / f"shuffled{suffix}")
     np.save(root / "probs.npy", probs)
     from_npy = read_pred_probs(root / "probs.npy", ds)
     assert from_npy.dtype == np.float32 and from_npy.shape == (150, 3)
