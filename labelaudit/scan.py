@@ -122,25 +122,15 @@ def _read_reviewed(path):
 
 
 def _read_user_log(settings: ScanSettings):
-    """--history's loss table (None without it), read before any work; refused where nothing
-    would use it or where --pred-probs meets inputs that only matter when labelaudit trains."""
+    """--history's loss table (None without it), read before any work, beside a --pred-probs
+    file that is checked to exist (validate_settings refuses the combinations that cannot
+    work)."""
     if settings.pred_probs is not None:
         from .inputs import check_file
 
         check_file(settings.pred_probs, "--pred-probs")
-        for option in ("embeddings", "encoder"):
-            if getattr(settings, option) is not None:
-                raise UsageError(
-                    f"--pred-probs and --{option} cannot go together: with your model's "
-                    f"probabilities labelaudit trains nothing, so nothing would learn from "
-                    f"--{option}; pass one of them")
     if settings.history is None:
         return None
-    if settings.pred_probs is None:
-        raise UsageError(
-            "--history is your model's training log, read beside its probabilities: pass "
-            "--pred-probs too (without it labelaudit trains and watches its own curves), or "
-            "read the log alone with `labelaudit gap LOG`")
     from .logs import read_log
 
     return read_log(settings.history)
@@ -266,9 +256,6 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
 
 def _read_vectors(ds, settings: ScanSettings):
     """--embeddings' vectors in dataset order (None without it); --encoder is checked here."""
-    if settings.embeddings is not None and settings.encoder is not None:
-        raise UsageError("--embeddings and --encoder both give the vectors the embedding members "
-                         "learn from; pass one of them")
     if settings.encoder is not None:
         from .encoders import check_encoder
 

@@ -322,6 +322,7 @@ def validate_settings(settings: ScanSettings) -> None:
     """
     for f in fields(settings):
         check_setting(f.name, getattr(settings, f.name))
+    _check_model_inputs(settings)
     if settings.backend == "dask":
         from .backends import check_scheduler
 
@@ -331,6 +332,30 @@ def validate_settings(settings: ScanSettings) -> None:
     problem = device_problem(settings.device, check_here=settings.backend == "local")
     if problem:
         raise UsageError(problem)
+
+
+def _check_model_inputs(settings: ScanSettings) -> None:
+    """Refuse the "Your model" settings that cannot go together.
+
+    >>> _check_model_inputs(ScanSettings(history="train.log"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    labelaudit.errors.UsageError: --history is your model's training log, read beside its ...
+    """
+    if settings.pred_probs is not None:
+        for option in ("embeddings", "encoder"):
+            if getattr(settings, option) is not None:
+                raise UsageError(
+                    f"--pred-probs and --{option} cannot go together: with your model's "
+                    f"probabilities labelaudit trains nothing, so nothing would learn from "
+                    f"--{option}; pass one of them")
+    if settings.history is not None and settings.pred_probs is None:
+        raise UsageError(
+            "--history is your model's training log, read beside its probabilities: pass "
+            "--pred-probs too (without it labelaudit trains and watches its own curves), or "
+            "read the log alone with `labelaudit gap LOG`")
+    if settings.embeddings is not None and settings.encoder is not None:
+        raise UsageError("--embeddings and --encoder both give the vectors the embedding members "
+                         "learn from; pass one of them")
 
 
 def device_problem(device: str, *, check_here: bool = True) -> str | None:
