@@ -85,6 +85,10 @@ class Watched:
         return self.page
 
 
+# A busy 2-core CI runner can take longer than the page's 15 s to hand a download over.
+DOWNLOAD_TIMEOUT_MS = 60_000
+
+
 @pytest.fixture
 def watched(browser):
     context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
@@ -184,7 +188,7 @@ def test_review_by_click_and_keyboard_survives_reload_then_exports_and_applies(
     assert "Reviewed 3 of" in page.inner_text("#progress")
     rows(page).nth(0).get_by_role("button", name="Keep").click()
 
-    with page.expect_download() as download:
+    with page.expect_download(timeout=DOWNLOAD_TIMEOUT_MS) as download:
         page.click("#export")
     assert download.value.suggested_filename == "decisions.csv"
     saved = tmp_path / "decisions.csv"

@@ -119,7 +119,7 @@ def test_bulk_decisions_on_the_shown_samples_undo_exactly_those(watched, image_r
 
 
 def _export(page, path) -> pd.DataFrame:
-    with page.expect_download() as download:
+    with page.expect_download(timeout=shared.DOWNLOAD_TIMEOUT_MS) as download:
         page.click("#export")
     download.value.save_as(path)
     return pd.read_csv(path, dtype=str, keep_default_na=False)

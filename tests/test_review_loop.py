@@ -41,7 +41,7 @@ def review_in_browser(watched, report, saved) -> pd.DataFrame:
     for key in "sssxg":
         page.keyboard.press(key)
     assert "Reviewed 5 of" in page.inner_text("#progress")
-    with page.expect_download() as download:
+    with page.expect_download(timeout=shared.DOWNLOAD_TIMEOUT_MS) as download:
         page.click("#export")
     download.value.save_as(saved)
     return pd.read_csv(saved, dtype=str, keep_default_na=False)
