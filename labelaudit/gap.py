@@ -82,6 +82,13 @@ PLATEAU_TOL = 0.01
 # the loss of a uniform guess: a network that fits most of the data within its first epoch
 # (breast cancer) otherwise gets a tiny scale, and every gap looks steep against it.
 SCALE_FLOOR = 0.5
+# With the per-sample curves of a scan: at its best validation epoch the network still gets at
+# least this share of its training labels wrong, or (when it fit them all by then) confident
+# learning flags at least this share of its held-out labels; both stay below it on clean data.
+WRONG_LABELS = 0.03
+# A training error below this at the best validation epoch: the network had fit (memorised)
+# every training label by then, so only the held-out labels can show wrong ones.
+FIT_ALL = 0.005
 REGIMES = ("converged", "over-parametrized", "steep-climb", "underfitting",
            "too-little-evidence")
 
@@ -112,8 +119,10 @@ SCAN_ADVICE = {
                          "validation loss stays flat: ordinary overfitting on your data, not the "
                          "steep climb that wrong labels cause. No sign of label errors at this "
                          "size; --audit always checks the labels anyway.",
-    "steep-climb": "The gap climbs steeply: part of your training labels is not explained by "
-                   "the rest, the signature of wrongly assigned labels. Review the flagged "
+    "steep-climb": "The curves show wrong labels: part of your training labels is not "
+                   "explained by the rest, so the network can only fit them by rote (the gap's "
+                   "climb is made of that), the signature of wrongly assigned labels. Review "
+                   "the flagged "
                    "samples in report.html, most likely errors first (after --audit never, "
                    "scan again without it to rank them).",
     "underfitting": "labelaudit's network could not fit your data closely: the classes may "
@@ -169,6 +178,10 @@ class GapVerdict:
     window_start: float | None = None  # first epoch of the later half
     last_epoch: float | None = None
     best_val_epochs: list = field(default_factory=list)  # each fold's own, in epoch order
+    # The per-sample curves of a scan's monitor (None for a log of your own), at the best epoch:
+    train_error_at_best: float | None = None  # share of training labels not the top class
+    train_error_fall_after_best: float | None = None  # its fall from there to the end
+    val_flagged_at_best: float | None = None  # share of held-out labels confident learning flags
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (summary.json's `gap`, `labelaudit gap --json`)."""
@@ -231,6 +244,8 @@ def pooled_sen_slope(x, y, groups=None, *, confidence: float = CONFIDENCE) -> Tr
 
 
 HISTORY_COLUMNS = ("fold", "epoch", "train_loss", "val_loss")
+# Per-sample curves a scan's monitor adds (models.TorchClassifier's track_labels).
+LABEL_COLUMNS = ("train_error", "val_flagged")
 
 
 def history_frame(rows):
@@ -258,8 +273,9 @@ def history_frame(rows):
                          f"{', '.join(map(str, frame.columns)) or 'none'}")
     if "fold" not in frame:
         frame = frame.assign(fold=1)
-    frame = frame[list(HISTORY_COLUMNS)].copy()
-    for column in HISTORY_COLUMNS[1:]:
+    extra = [c for c in LABEL_COLUMNS if c in frame and frame[c].notna().any()]
+    frame = frame[list(HISTORY_COLUMNS) + extra].copy()
+    for column in list(HISTORY_COLUMNS[1:]) + extra:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame["gap"] = frame["val_loss"] - frame["train_loss"]
     return frame.sort_values(["fold", "epoch"], kind="stable").reset_index(drop=True)
@@ -279,7 +295,8 @@ def _coarsen(frame):
     edges = np.linspace(frame["epoch"].min(), frame["epoch"].max(), MAX_POINTS + 1)
     bins = np.clip(np.searchsorted(edges, frame["epoch"], side="right") - 1, 0, MAX_POINTS - 1)
     return frame.groupby([frame["fold"], bins], as_index=False, sort=True).mean()[
-        ["fold", "epoch", "train_loss", "val_loss", "gap"]]
+        ["fold", "epoch", "train_loss", "val_loss", "gap",
+         *(c for c in LABEL_COLUMNS if c in frame)]]
 
 
 def _scale(frame) -> float:
@@ -289,6 +306,49 @@ def _scale(frame) -> float:
         # A first loss of exactly zero says nothing about units; fall back on the largest loss.
         scale = float(frame[["train_loss", "val_loss"]].abs().to_numpy().max())
     return scale
+
+
+def _label_signs(frame, best_epochs: dict) -> dict:
+    """The per-sample curves read at each fold's own best validation epoch (medians over folds):
+    ``train_error_at_best``, its ``train_error_fall_after_best`` to the last epoch, and
+    ``val_flagged_at_best``; empty without those curves (a log of your own)."""
+    if "train_error" not in frame or frame["train_error"].isna().all():
+        return {}
+    at_best, fall, flagged = [], [], []
+    for fold, part in frame.groupby("fold"):
+        row = part[part["epoch"] == best_epochs[_plain(fold)]].iloc[0]
+        at_best.append(row["train_error"])
+        fall.append(row["train_error"] - part["train_error"].iloc[-1])
+        flagged.append(row.get("val_flagged", np.nan))
+    flagged = [f for f in flagged if np.isfinite(f)]
+    return {"train_error_at_best": float(np.median(at_best)),
+            "train_error_fall_after_best": float(np.median(fall)),
+            "val_flagged_at_best": float(np.median(flagged)) if flagged else None}
+
+
+def _wrong_labels(signs: dict, later_train: float) -> str | None:
+    """The rule's sentence when the per-sample curves show wrong labels, else None.
+
+    At its best validation epoch a network has learned what the data explain; training labels
+    it still gets wrong then are the ones the rest contradicts. Where it had memorised every
+    training label by then (sparse, high-dimensional text), the held-out labels that confident
+    learning flags at that epoch speak instead. A network that fits nothing (underfitting)
+    says nothing either way."""
+    wrong, flagged = signs.get("train_error_at_best"), signs.get("val_flagged_at_best")
+    if wrong is None or later_train > UNDERFIT:
+        return None
+    if wrong >= WRONG_LABELS:
+        return (f"rule: at its best validation epoch the network still got {wrong:.1%} of its "
+                f"training labels wrong (from {WRONG_LABELS:.0%}: labels the rest of the data "
+                "does not explain, the signature of wrong labels), and the training error fell "
+                f"by {signs['train_error_fall_after_best']:.1%} after it as the network "
+                "memorised them: that memorising is what the gap's climb is made of")
+    if wrong < FIT_ALL and flagged is not None and flagged >= WRONG_LABELS:
+        return (f"rule: the network had memorised every training label by its best validation "
+                "epoch, so the gap cannot show wrong ones; at that epoch confident learning "
+                f"flags {flagged:.1%} of the held-out labels (from {WRONG_LABELS:.0%}), labels "
+                "the network's predictions confidently contradict")
+    return None
 
 
 def _climb_start(frame, scale: float) -> float | None:
@@ -453,6 +513,7 @@ def diagnose(history, *, n_classes: int | None = None) -> GapVerdict:
     facts = fold_facts(frame)
     best_val_epoch = facts["best_epoch"]
     climb_start = _climb_start(frame, scale)
+    signs = _label_signs(frame, facts["best_epochs"])
 
     evidence = [
         f"{epochs} epochs, {folds} fold(s); loss scale (training loss at the first epoch): "
@@ -470,6 +531,11 @@ def diagnose(history, *, n_classes: int | None = None) -> GapVerdict:
         + (f"; the gap's trend turns upward at epoch {climb_start}" if climb_start is not None
            else "; the gap's trend has not turned upward"),
         *facts["lines"],
+        *([f"training error at the best validation epoch: {signs['train_error_at_best']:.1%}, "
+           f"fallen by {signs['train_error_fall_after_best']:.1%} since"
+           + ("" if signs["val_flagged_at_best"] is None else
+              f"; held-out labels confident learning flags then: "
+              f"{signs['val_flagged_at_best']:.1%}")] if signs else []),
     ]
     common = dict(slope=gap_t.slope / span, slope_low=gap_t.low / span,
                   slope_high=gap_t.high / span, growth=gap_t.slope,
@@ -478,7 +544,7 @@ def diagnose(history, *, n_classes: int | None = None) -> GapVerdict:
                   final_train=final_train, final_gap=final_gap, train_at_best=train_at_best,
                   train_fall_after_best=fall_after_best,
                   window_start=_epoch(window_start), last_epoch=_epoch(last),
-                  best_val_epochs=sorted(facts["best_epochs"].values()))
+                  best_val_epochs=sorted(facts["best_epochs"].values()), **signs)
 
     if (gap_t.slope >= STEEP_GROWTH and gap_t.low > 0 and val_t.high >= 0
             and train_at_best >= UNLEARNED):
@@ -487,6 +553,9 @@ def diagnose(history, *, n_classes: int | None = None) -> GapVerdict:
             "validation loss not falling, and the training loss still high at the best "
             "validation epoch: part of the training labels is not explained by the rest"],
             **common)
+    wrong_labels = _wrong_labels(signs, later_train)
+    if wrong_labels:
+        return _verdict("steep-climb", steep=True, evidence=evidence + [wrong_labels], **common)
     if later_train > UNDERFIT or fallen < FALLING:
         why = (f"the later half's median training loss, {later_train:.2f} of the scale, is "
                f"above {UNDERFIT}" if later_train > UNDERFIT else

@@ -98,6 +98,24 @@ def _train_eval_rows(n: int, random_state) -> np.ndarray:
     return np.sort(np.random.default_rng(random_state).choice(n, MAX_TRAIN_EVAL, replace=False))
 
 
+def _label_errors(y_train, train_probs, y_val, val_probs) -> dict:
+    """{"train_error", "val_flagged"}: the share of training labels that are not the top class,
+    and of validation labels that cleanlab's confident learning flags (None when a class is
+    missing from the validation labels, where its per-class thresholds are undefined)."""
+    import warnings
+
+    from cleanlab.count import num_label_issues
+
+    y_val = np.asarray(y_val, dtype=np.int64)
+    flagged = None
+    if len(np.unique(y_val)) == val_probs.shape[1]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            flagged = num_label_issues(y_val, val_probs) / len(y_val)
+    return {"train_error": float((train_probs.argmax(1) != y_train).mean()),
+            "val_flagged": flagged}
+
+
 class TorchClassifier(ClassifierMixin, BaseEstimator):
     """A small torch network with an sklearn face.
 
@@ -113,12 +131,13 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, kind="features", n_classes=None, epochs=30, batch_size=64, lr=1e-3,
                  hidden=128, weight_decay=0.0, patience=None, min_epochs=0, shift=0,
-                 random_state=0, device="cpu"):
+                 random_state=0, device="cpu", track_labels=False):
         # Stored as given, as scikit-learn's estimators do, so that `clone` works.
         self.kind, self.n_classes, self.epochs = kind, n_classes, epochs
         self.batch_size, self.lr, self.hidden = batch_size, lr, hidden
         self.weight_decay, self.patience, self.min_epochs = weight_decay, patience, min_epochs
         self.shift, self.random_state, self.device = shift, random_state, device
+        self.track_labels = track_labels
 
     # -- batches -------------------------------------------------------------------------------
     def _batch(self, X, index):
@@ -182,7 +201,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         """Train for `epochs`; with a validation set, keep the best-validation epoch's weights.
 
         on_epoch(epoch, train_loss, val_loss) is called after each epoch (for progress and
-        live gap monitoring). With `trajectory`, ``trajectory_`` holds each training sample's
+        live gap monitoring). With `track_labels`, each epoch of ``history_`` also holds
+        ``train_error`` (the share of training labels that are not the network's top class) and
+        ``val_flagged`` (the share of validation labels cleanlab's confident learning flags on
+        this epoch's probabilities): the per-sample side of the gap (gap.diagnose).
+        With `trajectory`, ``trajectory_`` holds each training sample's
         softmax probabilities averaged over the epochs it trained, read from the training
         passes themselves (no extra forward pass).
         """
@@ -204,11 +227,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         seen = np.zeros((X.shape[0], self.n_classes_), dtype=np.float32) if trajectory else None
         for epoch in range(1, self.epochs + 1):
             self._train_epoch(X, y_t, optimizer, loss_fn, generator, seen)
-            train_loss, _ = self._eval(X, y, train_eval)
-            val_loss = None
+            train_loss, train_probs = self._eval(X, y, train_eval)
+            row = {"epoch": epoch, "train_loss": train_loss, "val_loss": None}
             if X_val is not None:
-                val_loss, best_state = self._validate(X_val, y_val, epoch, best_state)
-            self.history_.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+                row["val_loss"], val_probs, best_state = self._validate(X_val, y_val, epoch,
+                                                                        best_state)
+                if self.track_labels:
+                    row.update(_label_errors(y[train_eval], train_probs, y_val, val_probs))
+            self.history_.append(row)
+            val_loss = row["val_loss"]
             if on_epoch is not None:
                 on_epoch(epoch, train_loss, val_loss)
             if self._patience_ran_out(epoch):
@@ -234,15 +261,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         return generator, optimizer
 
     def _validate(self, X_val, y_val, epoch: int, best_state):
-        """This epoch's validation loss and the weights to keep: this epoch's (and its
-        probabilities) when its loss is the lowest so far, else `best_state`."""
+        """This epoch's validation loss and probabilities, and the weights to keep: this
+        epoch's (and its probabilities) when its loss is the lowest so far, else `best_state`."""
         val_loss, val_probs = self._eval(X_val, np.asarray(y_val, dtype=np.int64))
         best = (np.inf if self.best_epoch_ is None
                 else self.history_[self.best_epoch_ - 1]["val_loss"])
         if val_loss < best:
             self.best_epoch_, self.val_pred_probs_ = epoch, val_probs
             best_state = {k: v.detach().clone() for k, v in self.network_.state_dict().items()}
-        return val_loss, best_state
+        return val_loss, val_probs, best_state
 
     def _patience_ran_out(self, epoch: int) -> bool:
         return (self.patience is not None and self.best_epoch_ is not None

@@ -172,6 +172,7 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
         # climb; the audit's folds only need their best epoch's probabilities.
         patience=settings.monitor_patience if monitor else settings.patience,
         min_epochs=settings.monitor_min_epochs if monitor else 0, shift=settings.shift,
+        track_labels=monitor,
     )
     model.fit(X[train_index], y[train_index], X_val=X[test_index], y_val=y[test_index],
               on_epoch=on_epoch, trajectory=dynamics and fold > 0)

@@ -1,0 +1,105 @@
+"""The gap's per-sample side: the monitor's training error and flagged held-out labels at its best
+validation epoch decide a steep verdict where the loss curves alone miss 5% of wrong labels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from labelaudit import gap
+from labelaudit.cli import app
+from labelaudit.gap import diagnose
+
+runner = CliRunner()
+
+
+def _curves(train_error, val_flagged=0.0, *, epochs=20, best=8):
+    """A converged loss history (no climbing gap) carrying the per-sample curves."""
+    e = np.arange(1, epochs + 1)
+    train = 0.3 + np.exp(-e / 3)
+    val = np.maximum(train, train[best - 1]) + 0.1 + 0.001 * np.maximum(e - best, 0)
+    error = np.where(e <= best, train_error, train_error / 2)
+    return pd.DataFrame({"epoch": e, "train_loss": train, "val_loss": val,
+                         "train_error": error, "val_flagged": val_flagged})
+
+
+def test_training_labels_still_wrong_at_the_best_epoch_make_the_verdict_steep():
+    plain = diagnose(_curves(0.0).drop(columns=["train_error", "val_flagged"]))
+    assert not plain.steep and plain.train_error_at_best is None
+    verdict = diagnose(_curves(0.05))
+    assert verdict.regime == "steep-climb" and verdict.steep
+    assert verdict.train_error_at_best == pytest.approx(0.05)
+    assert verdict.train_error_fall_after_best == pytest.approx(0.025)
+    assert "5.0% of its training labels wrong" in verdict.evidence[-1]
+    assert not diagnose(_curves(gap.WRONG_LABELS - 0.01)).steep
+
+
+def test_held_out_labels_speak_only_where_every_training_label_was_fit():
+    verdict = diagnose(_curves(0.0, 0.05))
+    assert verdict.steep and "held-out labels" in verdict.evidence[-1]
+    # With training labels still wrong (hard samples), flagged held-out labels are not enough.
+    assert not diagnose(_curves(0.02, 0.05)).steep
+    assert not diagnose(_curves(0.0, gap.WRONG_LABELS - 0.01)).steep
+
+
+def test_a_network_that_fits_nothing_is_not_read_as_wrong_labels():
+    e = np.arange(1, 21)
+    flat = pd.DataFrame({"epoch": e, "train_loss": 1.0, "val_loss": 1.05,
+                         "train_error": 0.6, "val_flagged": 0.1})
+    assert diagnose(flat).regime == "underfitting"
+
+
+@pytest.fixture(scope="module")
+def digits_24px(tmp_path_factory):
+    """600 digit images at 24 px, 30 of them (5%) in a wrong folder: the issue's case that
+    read over-parametrized and skipped the audit."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(0)
+    keep = rng.choice(len(digits.target), 600, replace=False)
+    labels = digits.target[keep].copy()
+    wrong = rng.choice(600, 30, replace=False)
+    labels[wrong] = (labels[wrong] + rng.integers(1, 10, 30)) % 10
+    root = tmp_path_factory.mktemp("digits24") / "digits"
+    for i, (image, label) in enumerate(zip(digits.images[keep], labels, strict=True)):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        pixels = Image.fromarray(np.round(image * 255 / 16).astype(np.uint8), mode="L")
+        pixels.resize((24, 24), Image.NEAREST).save(root / str(label) / f"d{i:03d}.png")
+    return root, {f"d{i:03d}.png" for i in wrong}
+
+
+def test_five_percent_wrong_folders_start_the_audit(digits_24px, tmp_path):
+    root, wrong = digits_24px
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["scan", str(root), "--out", str(out), "--no-cache"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["gap"]["regime"] == "steep-climb" and summary["audit"]["ran"] is True
+    assert summary["gap"]["train_error_at_best"] >= gap.WRONG_LABELS
+    history = pd.read_csv(out / "history.csv")
+    monitor = history[history["train_error"].notna()]
+    assert len(monitor) and monitor["fold"].nunique() == 1
+    issues = pd.read_csv(out / "issues.csv")
+    flagged = issues.loc[issues["is_label_issue"], "id"].map(lambda p: p.split("/")[-1])
+    assert len(wrong & set(flagged)) >= 20
+
+
+def test_a_clean_generated_table_does_not_start_the_audit(tmp_path):
+    from sklearn.datasets import make_classification
+
+    for seed in (0, 1, 2):
+        X, y = make_classification(n_samples=3000, n_features=20, n_informative=10,
+                                   n_classes=4, class_sep=1.6, flip_y=0.0, random_state=seed)
+        path = tmp_path / f"clean{seed}.csv"
+        pd.DataFrame(X).add_prefix("x").assign(label=y).to_csv(path, index=False)
+        out = tmp_path / f"out{seed}"
+        result = runner.invoke(app, ["scan", str(path), "--out", str(out), "--no-cache"])
+        assert result.exit_code == 0, result.output
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["audit"]["ran"] is False, summary["gap"]["evidence"]
