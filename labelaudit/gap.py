@@ -277,12 +277,12 @@ def history_frame(rows):
     frame = frame[list(HISTORY_COLUMNS) + extra].copy()
     for column in list(HISTORY_COLUMNS[1:]) + extra:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    frame["gap"] = frame["val_loss"] - frame["train_loss"]
+    frame.insert(len(HISTORY_COLUMNS), "gap", frame["val_loss"] - frame["train_loss"])
     return frame.sort_values(["fold", "epoch"], kind="stable").reset_index(drop=True)
 
 
 def _tidy(history):
-    frame = history_frame(history).drop(columns="gap")
+    frame = history_frame(history).drop(columns="gap")  # recomputed after averaging repeats
     frame[list(HISTORY_COLUMNS[1:])] = frame[list(HISTORY_COLUMNS[1:])].astype(float)
     frame = frame[np.isfinite(frame[list(HISTORY_COLUMNS[1:])]).all(axis=1)]
     # A repeated (fold, epoch) row, e.g. a resumed run, counts once: its mean.

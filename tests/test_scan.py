@@ -110,7 +110,11 @@ def test_scan_images_writes_contract_outputs(tmp_path, digit_folder):
     assert set(issues["given_label"]) <= {"0", "1", "7"}
 
     history = pd.read_csv(out / "history.csv")
-    assert list(history.columns) == ["fold", "epoch", "train_loss", "val_loss", "gap"]
+    assert list(history.columns[:5]) == ["fold", "epoch", "train_loss", "val_loss", "gap"]
+    # The monitor fold alone adds its per-sample curves (gap.LABEL_COLUMNS).
+    assert list(history.columns[5:6]) == ["train_error"]
+    assert set(history.columns[6:]) <= {"val_flagged"}
+    assert list(history.loc[history["train_error"].notna(), "fold"].unique()) == [1]
     assert sorted(history["fold"].unique()) == [1, 2, 3]
     assert len(history) == 3 * 6
     np.testing.assert_allclose(history["gap"], history["val_loss"] - history["train_loss"])
