@@ -356,17 +356,14 @@ def _decide(mode: str, verdict, monitor_fold: int, *, where: str | None = None
 
 
 def _steep_because(verdict) -> str:
-    """What made the verdict steep: the gap's climb, or the per-sample curves behind it."""
-    from .gap import STEEP_GROWTH, WRONG_LABELS
+    """What made the verdict steep: the gap's climb, or (the verdict's own rule sentence) the
+    per-sample curves behind it."""
+    from .gap import STEEP_GROWTH
 
     if verdict.growth is not None and verdict.growth >= STEEP_GROWTH:
         return f"climbs steeply (growth {verdict.growth:+.2f} of the loss scale)"
-    wrong, flagged = verdict.train_error_at_best, verdict.val_flagged_at_best
-    if wrong is not None and wrong >= WRONG_LABELS:
-        return (f"rests on wrong labels: at the best validation epoch the network still got "
-                f"{wrong:.1%} of its training labels wrong")
-    return (f"rests on wrong labels: the network memorised every training label at once, and "
-            f"confident learning flags {flagged:.1%} of the held-out labels at its best epoch")
+    return (f"grows by only {verdict.growth:+.2f} of the loss scale, but "
+            + verdict.evidence[-1].removeprefix("rule: "))
 
 
 def _audit_labels(ds, results: list, *, filter_by: str, embedded: bool = False):
