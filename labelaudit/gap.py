@@ -83,12 +83,14 @@ PLATEAU_TOL = 0.01
 # (breast cancer) otherwise gets a tiny scale, and every gap looks steep against it.
 SCALE_FLOOR = 0.5
 # With the per-sample curves of a scan: at its best validation epoch the network still gets at
-# least this share of its training labels wrong, or (when it fit them all by then) confident
-# learning flags at least this share of its held-out labels; both stay below it on clean data.
+# least this share of its training labels wrong (it stays below on clean data).
 WRONG_LABELS = 0.03
-# A training error below this at the best validation epoch: the network had fit (memorised)
-# every training label by then, so only the held-out labels can show wrong ones.
-FIT_ALL = 0.005
+# Or confident learning flags this much more of the held-out labels (median over the epochs from
+# the best on) than the network still gets wrong of its training labels: it memorised the
+# training part's share of wrong labels before its validation loss bottomed out (text).
+HELD_OUT_EXCESS = 0.04
+# Held-out parts smaller than this are not read: a few samples swing the share by whole points.
+MIN_HELD_OUT = 100
 REGIMES = ("converged", "over-parametrized", "steep-climb", "underfitting",
            "too-little-evidence")
 
@@ -180,7 +182,8 @@ class GapVerdict:
     # The per-sample curves of a scan's monitor (None for a log of your own), at the best epoch:
     train_error_at_best: float | None = None  # share of training labels not the top class
     train_error_fall_after_best: float | None = None  # its fall from there to the end
-    val_flagged_at_best: float | None = None  # share of held-out labels confident learning flags
+    val_flagged_after_best: float | None = None  # share of held-out labels confident learning
+    # flags, median over the epochs from the best on (None below MIN_HELD_OUT held-out samples)
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (summary.json's `gap`, `labelaudit gap --json`)."""
@@ -308,32 +311,32 @@ def _scale(frame) -> float:
 
 
 def _label_signs(frame, best_epochs: dict) -> dict:
-    """The per-sample curves read at each fold's own best validation epoch (medians over folds):
-    ``train_error_at_best``, its ``train_error_fall_after_best`` to the last epoch, and
-    ``val_flagged_at_best``; empty without those curves (a log of your own)."""
+    """The per-sample curves read from each fold's own best validation epoch (medians over
+    folds): ``train_error_at_best``, its ``train_error_fall_after_best`` to the last epoch, and
+    ``val_flagged_after_best``; empty without those curves (a log of your own)."""
     if "train_error" not in frame or frame["train_error"].isna().all():
         return {}
     at_best, fall, flagged = [], [], []
     for fold, part in frame.groupby("fold"):
-        row = part[part["epoch"] == best_epochs[_plain(fold)]].iloc[0]
-        at_best.append(row["train_error"])
-        fall.append(row["train_error"] - part["train_error"].iloc[-1])
-        flagged.append(row.get("val_flagged", np.nan))
-    flagged = [f for f in flagged if np.isfinite(f)]
+        after = part[part["epoch"] >= best_epochs[_plain(fold)]]
+        at_best.append(after["train_error"].iloc[0])
+        fall.append(after["train_error"].iloc[0] - after["train_error"].iloc[-1])
+        if "val_flagged" in after and after["val_flagged"].notna().any():
+            flagged.append(after["val_flagged"].median())
     return {"train_error_at_best": float(np.median(at_best)),
             "train_error_fall_after_best": float(np.median(fall)),
-            "val_flagged_at_best": float(np.median(flagged)) if flagged else None}
+            "val_flagged_after_best": float(np.median(flagged)) if flagged else None}
 
 
 def _wrong_labels(signs: dict, later_train: float) -> str | None:
     """The rule's sentence when the per-sample curves show wrong labels, else None.
 
     At its best validation epoch a network has learned what the data explain; training labels
-    it still gets wrong then are the ones the rest contradicts. Where it had memorised every
-    training label by then (sparse, high-dimensional text), the held-out labels that confident
-    learning flags at that epoch speak instead. A network that fits nothing (underfitting)
-    says nothing either way."""
-    wrong, flagged = signs.get("train_error_at_best"), signs.get("val_flagged_at_best")
+    it still gets wrong then are the ones the rest contradicts. Where it memorised them before
+    that (sparse, high-dimensional text), the held-out labels that confident learning flags
+    from that epoch on, beyond the training error left, speak instead. A network that fits
+    nothing (underfitting) says nothing either way."""
+    wrong, flagged = signs.get("train_error_at_best"), signs.get("val_flagged_after_best")
     if wrong is None or later_train > UNDERFIT:
         return None
     if wrong >= WRONG_LABELS:
@@ -342,11 +345,12 @@ def _wrong_labels(signs: dict, later_train: float) -> str | None:
                 "does not explain, the signature of wrong labels), and the training error fell "
                 f"by {signs['train_error_fall_after_best']:.1%} after it as the network "
                 "memorised them: that memorising is what the gap's climb is made of")
-    if wrong < FIT_ALL and flagged is not None and flagged >= WRONG_LABELS:
-        return (f"rule: the network had memorised every training label by its best validation "
-                "epoch, so the gap cannot show wrong ones; at that epoch confident learning "
-                f"flags {flagged:.1%} of the held-out labels (from {WRONG_LABELS:.0%}), labels "
-                "the network's predictions confidently contradict")
+    if flagged is not None and flagged - wrong >= HELD_OUT_EXCESS:
+        return (f"rule: from its best validation epoch on, confident learning flags {flagged:.1%} "
+                f"of the held-out labels while the network gets only {wrong:.1%} of its "
+                f"training labels wrong (a difference from {HELD_OUT_EXCESS:.0%}): it memorised "
+                "the training part's wrong labels before its validation loss bottomed out, too "
+                "early for the gap to show them")
     return None
 
 
@@ -532,9 +536,9 @@ def diagnose(history, *, n_classes: int | None = None) -> GapVerdict:
         *facts["lines"],
         *([f"training error at the best validation epoch: {signs['train_error_at_best']:.1%}, "
            f"fallen by {signs['train_error_fall_after_best']:.1%} since"
-           + ("" if signs["val_flagged_at_best"] is None else
-              f"; held-out labels confident learning flags then: "
-              f"{signs['val_flagged_at_best']:.1%}")] if signs else []),
+           + ("" if signs["val_flagged_after_best"] is None else
+              f"; held-out labels confident learning flags from then on: "
+              f"{signs['val_flagged_after_best']:.1%}")] if signs else []),
     ]
     common = dict(slope=gap_t.slope / span, slope_low=gap_t.low / span,
                   slope_high=gap_t.high / span, growth=gap_t.slope,

@@ -100,15 +100,18 @@ def _train_eval_rows(n: int, random_state) -> np.ndarray:
 
 def _label_errors(y_train, train_probs, y_val, val_probs) -> dict:
     """{"train_error", "val_flagged"}: the share of training labels that are not the top class,
-    and of validation labels that cleanlab's confident learning flags (None when a class is
-    missing from the validation labels, where its per-class thresholds are undefined)."""
+    and of validation labels that cleanlab's confident learning flags (None for fewer than
+    gap.MIN_HELD_OUT of them, or when a class is missing there, where its per-class thresholds
+    are undefined)."""
     import warnings
 
     from cleanlab.count import num_label_issues
 
+    from .gap import MIN_HELD_OUT
+
     y_val = np.asarray(y_val, dtype=np.int64)
     flagged = None
-    if len(np.unique(y_val)) == val_probs.shape[1]:
+    if len(y_val) >= MIN_HELD_OUT and len(np.unique(y_val)) == val_probs.shape[1]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             flagged = num_label_issues(y_val, val_probs) / len(y_val)
