@@ -241,15 +241,26 @@ def run_one(name: str, noise: float, seed: int, settings, *,
 
 def rediagnose(histories: pd.DataFrame) -> pd.DataFrame:
     """Re-run the current gap rule on saved loss curves (for tuning without retraining)."""
-    from labelaudit.gap import diagnose
+    from labelaudit.gap import LABEL_COLUMNS, diagnose
 
     rows = []
-    for (name, noise, seed), part in histories.groupby(["dataset", "noise", "seed"], sort=False):
-        verdict = diagnose(part[["fold", "epoch", "train_loss", "val_loss"]],
+    keys = [k for k in ("dataset", "noise", "mode", "seed") if k in histories]
+    for key, part in histories.groupby(keys, sort=False):
+        name, noise, seed = key[0], key[1], key[-1]
+        verdict = diagnose(part[["fold", "epoch", "train_loss", "val_loss",
+                                 *(c for c in LABEL_COLUMNS if c in part)]],
                            n_classes=N_CLASSES.get(name))
-        rows.append({"dataset": name, "noise": noise, "seed": seed, "regime": verdict.regime,
-                     "steep": verdict.steep, "growth": verdict.growth})
+        rows.append({"dataset": name, "kind": KIND.get(name),
+                     "n": _size(name) if name in KIND else None, "noise": noise,
+                     "mode": key[2] if len(keys) == 4 else "cleanlab", "seed": seed,
+                     "actual_noise": noise, "regime": verdict.regime, "steep": verdict.steep,
+                     "growth": verdict.growth})
     return pd.DataFrame(rows)
+
+
+@functools.cache
+def _size(name: str) -> int:
+    return len(source(name, 0)[1])
 
 
 def markdown_table(runs: pd.DataFrame) -> str:
@@ -343,7 +354,8 @@ def main(argv=None) -> int:
                         help="write every run's loss curves here (.csv or .csv.gz)")
     parser.add_argument("--runs", type=Path, help="write one row per run here (csv)")
     parser.add_argument("--from-histories", type=Path,
-                        help="re-diagnose curves saved with --histories instead of training")
+                        help="re-diagnose curves saved with --histories instead of training "
+                             "(with --curve: as a detection curve)")
     parser.add_argument("--from-runs", type=Path, nargs="+",
                         help="print the detection curve of --curve runs saved with --runs "
                              "(several files: runs made in parallel)")
@@ -354,7 +366,7 @@ def main(argv=None) -> int:
 
     if args.from_histories:
         runs = rediagnose(pd.read_csv(args.from_histories))
-        print(markdown_table(runs))
+        print(detection_table(runs) if args.curve else markdown_table(runs))
         return 0
 
     from labelaudit.scan import ScanSettings

@@ -180,6 +180,9 @@ class GapVerdict:
     last_epoch: float | None = None
     best_val_epochs: list = field(default_factory=list)  # each fold's own, in epoch order
     # The per-sample curves of a scan's monitor (None for a log of your own), at the best epoch:
+    # What made a steep-climb: "gap" (the loss curves), "training-labels" or "held-out-labels"
+    # (the per-sample curves); None for the other verdicts.
+    steep_by: str | None = None
     train_error_at_best: float | None = None  # share of training labels not the top class
     train_error_fall_after_best: float | None = None  # its fall from there to the end
     val_flagged_after_best: float | None = None  # share of held-out labels confident learning
@@ -310,15 +313,21 @@ def _scale(frame) -> float:
     return scale
 
 
-def _label_signs(frame, best_epochs: dict) -> dict:
+def _label_signs(frame, scale: float) -> dict:
     """The per-sample curves read from each fold's own best validation epoch (medians over
     folds): ``train_error_at_best``, its ``train_error_fall_after_best`` to the last epoch, and
-    ``val_flagged_after_best``; empty without those curves (a log of your own)."""
+    ``val_flagged_after_best``; empty without those curves (a log of your own).
+
+    The best epoch here is the first whose validation loss is within ``PLATEAU_TOL * scale`` of
+    the fold's lowest: on a small held-out part noise alone picks the lowest among near-equal
+    epochs, and the network memorises more wrong labels with every epoch it trains on."""
     if "train_error" not in frame or frame["train_error"].isna().all():
         return {}
     at_best, fall, flagged = [], [], []
-    for fold, part in frame.groupby("fold"):
-        after = part[part["epoch"] >= best_epochs[_plain(fold)]]
+    for _, part in frame.groupby("fold"):
+        first = part.loc[part["val_loss"] <= part["val_loss"].min() + PLATEAU_TOL * scale,
+                         "epoch"].min()
+        after = part[part["epoch"] >= first]
         at_best.append(after["train_error"].iloc[0])
         fall.append(after["train_error"].iloc[0] - after["train_error"].iloc[-1])
         if "val_flagged" in after and after["val_flagged"].notna().any():
@@ -328,8 +337,8 @@ def _label_signs(frame, best_epochs: dict) -> dict:
             "val_flagged_after_best": float(np.median(flagged)) if flagged else None}
 
 
-def _wrong_labels(signs: dict, later_train: float) -> str | None:
-    """The rule's sentence when the per-sample curves show wrong labels, else None.
+def _wrong_labels(signs: dict, later_train: float) -> tuple[str, str] | None:
+    """(which curves, the rule's sentence) when the per-sample curves show wrong labels.
 
     At its best validation epoch a network has learned what the data explain; training labels
     it still gets wrong then are the ones the rest contradicts. Where it memorised them before
@@ -340,17 +349,19 @@ def _wrong_labels(signs: dict, later_train: float) -> str | None:
     if wrong is None or later_train > UNDERFIT:
         return None
     if wrong >= WRONG_LABELS:
-        return (f"rule: at its best validation epoch the network still got {wrong:.1%} of its "
-                f"training labels wrong (from {WRONG_LABELS:.0%}: labels the rest of the data "
-                "does not explain, the signature of wrong labels), and the training error fell "
-                f"by {signs['train_error_fall_after_best']:.1%} after it as the network "
-                "memorised them: that memorising is what the gap's climb is made of")
+        return "training-labels", (
+            f"rule: at its best validation epoch the network still got {wrong:.1%} of its "
+            f"training labels wrong (from {WRONG_LABELS:.0%}: labels the rest of the data does "
+            "not explain, the signature of wrong labels), and the training error fell by "
+            f"{signs['train_error_fall_after_best']:.1%} after it as the network memorised "
+            "them: that memorising is what the gap's climb is made of")
     if flagged is not None and flagged - wrong >= HELD_OUT_EXCESS:
-        return (f"rule: from its best validation epoch on, confident learning flags {flagged:.1%} "
-                f"of the held-out labels while the network gets only {wrong:.1%} of its "
-                f"training labels wrong (a difference from {HELD_OUT_EXCESS:.0%}): it memorised "
-                "the training part's wrong labels before its validation loss bottomed out, too "
-                "early for the gap to show them")
+        return "held-out-labels", (
+            f"rule: from its best validation epoch on, confident learning flags {flagged:.1%} "
+            f"of the held-out labels while the network gets only {wrong:.1%} of its training "
+            f"labels wrong (a difference from {HELD_OUT_EXCESS:.0%}): it memorised the training "
+            "part's wrong labels before its validation loss bottomed out, too early for the gap "
+            "to show them")
     return None
 
 
@@ -516,7 +527,7 @@ def diagnose(history, *, n_classes: int | None = None) -> GapVerdict:
     facts = fold_facts(frame)
     best_val_epoch = facts["best_epoch"]
     climb_start = _climb_start(frame, scale)
-    signs = _label_signs(frame, facts["best_epochs"])
+    signs = _label_signs(frame, scale)
 
     evidence = [
         f"{epochs} epochs, {folds} fold(s); loss scale (training loss at the first epoch): "
@@ -551,14 +562,15 @@ def diagnose(history, *, n_classes: int | None = None) -> GapVerdict:
 
     if (gap_t.slope >= STEEP_GROWTH and gap_t.low > 0 and val_t.high >= 0
             and train_at_best >= UNLEARNED):
-        return _verdict("steep-climb", steep=True, evidence=evidence + [
+        return _verdict("steep-climb", steep=True, steep_by="gap", evidence=evidence + [
             "rule: gap growth at or above the steep threshold with its interval above zero, "
             "validation loss not falling, and the training loss still high at the best "
             "validation epoch: part of the training labels is not explained by the rest"],
             **common)
     wrong_labels = _wrong_labels(signs, later_train)
     if wrong_labels:
-        return _verdict("steep-climb", steep=True, evidence=evidence + [wrong_labels], **common)
+        return _verdict("steep-climb", steep=True, steep_by=wrong_labels[0],
+                        evidence=evidence + [wrong_labels[1]], **common)
     if later_train > UNDERFIT or fallen < FALLING:
         why = (f"the later half's median training loss, {later_train:.2f} of the scale, is "
                f"above {UNDERFIT}" if later_train > UNDERFIT else

@@ -230,9 +230,10 @@ def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:
     ran, reason = _decide(settings.audit, monitor_verdict, runner.monitor.fold)
     rest = [f for f in runner.every_fold if f not in {r.fold for r in results}]
     if settings.audit == "auto":
-        progress.stage(f"gap climbs steeply: auditing {folds_named(rest)}" if ran and rest
-                       else "gap climbs steeply: auditing" if ran else
-                       "gap does not climb steeply: no audit (--audit always audits anyway)")
+        progress.stage(f"the curves show wrong labels: auditing {folds_named(rest)}"
+                       if ran and rest else "the curves show wrong labels: auditing" if ran else
+                       "no sign of wrong labels in the curves: no audit (--audit always "
+                       "audits anyway)")
     audit = {"ran": ran, "reason": reason, "n_flagged": None, "estimated_noise_rate": None}
     found = dict(issues=None, pred_probs=None, member_probs=None, dynamics=None)
     if ran:
@@ -358,11 +359,9 @@ def _decide(mode: str, verdict, monitor_fold: int, *, where: str | None = None
 def _steep_because(verdict) -> str:
     """What made the verdict steep: the gap's climb, or (the verdict's own rule sentence) the
     per-sample curves behind it."""
-    from .gap import STEEP_GROWTH
-
-    if verdict.growth is not None and verdict.growth >= STEEP_GROWTH:
+    if verdict.steep_by == "gap":
         return f"climbs steeply (growth {verdict.growth:+.2f} of the loss scale)"
-    return (f"grows by only {verdict.growth:+.2f} of the loss scale, but "
+    return (f"grows by {verdict.growth:+.2f} of the loss scale, and "
             + verdict.evidence[-1].removeprefix("rule: "))
 
 

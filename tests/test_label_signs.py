@@ -103,3 +103,26 @@ def test_a_clean_generated_table_does_not_start_the_audit(tmp_path):
         assert result.exit_code == 0, result.output
         summary = json.loads((out / "summary.json").read_text())
         assert summary["audit"]["ran"] is False, summary["gap"]["evidence"]
+
+
+def test_the_reason_names_the_curves_that_decided():
+    from labelaudit.scan import _decide
+
+    by_training = diagnose(_curves(0.05))
+    assert by_training.steep_by == "training-labels"
+    ran, reason = _decide("auto", by_training, 1)
+    assert ran and "5.0% of its training labels wrong" in reason
+    by_held_out = diagnose(_curves(0.0, 0.05))
+    assert by_held_out.steep_by == "held-out-labels"
+    assert "5.0% of the held-out labels" in _decide("auto", by_held_out, 1)[1]
+    assert diagnose(_curves(0.0)).steep_by is None
+
+
+def test_the_training_error_is_read_where_the_best_plateau_starts():
+    """On a small held-out part noise picks the lowest of near-equal epochs; the training error
+    is read at the first of them, before the network memorised more."""
+    frame = _curves(0.05, best=8)
+    frame.loc[frame["epoch"] == 12, "val_loss"] = frame["val_loss"].min() - 0.001
+    frame.loc[frame["epoch"] > 8, "train_error"] = 0.01
+    verdict = diagnose(frame)
+    assert verdict.train_error_at_best == pytest.approx(0.05) and verdict.steep

@@ -41,7 +41,7 @@ def test_neighbour_members_stop_at_the_size_limit(monkeypatch):
 
 
 def test_the_decision_and_its_reason():
-    steep = SimpleNamespace(steep=True, growth=0.5, regime="steep-climb")
+    steep = SimpleNamespace(steep=True, steep_by="gap", growth=0.5, regime="steep-climb")
     flat = SimpleNamespace(steep=False, growth=0.0, regime="converged")
     assert _decide("always", None, 1) == (True, "--audit always")
     assert _decide("never", steep, 1)[0] is False
