@@ -183,6 +183,7 @@ class GapVerdict:
     # What made a steep-climb: "gap" (the loss curves), "training-labels" or "held-out-labels"
     # (the per-sample curves); None for the other verdicts.
     steep_by: str | None = None
+    train_error_epoch: float | None = None  # where the best plateau starts: they are read there
     train_error_at_best: float | None = None  # share of training labels not the top class
     train_error_fall_after_best: float | None = None  # its fall from there to the end
     val_flagged_after_best: float | None = None  # share of held-out labels confident learning
@@ -323,16 +324,18 @@ def _label_signs(frame, scale: float) -> dict:
     epochs, and the network memorises more wrong labels with every epoch it trains on."""
     if "train_error" not in frame or frame["train_error"].isna().all():
         return {}
-    at_best, fall, flagged = [], [], []
+    at_best, fall, flagged, epochs = [], [], [], []
     for _, part in frame.groupby("fold"):
         first = part.loc[part["val_loss"] <= part["val_loss"].min() + PLATEAU_TOL * scale,
                          "epoch"].min()
+        epochs.append(first)
         after = part[part["epoch"] >= first]
         at_best.append(after["train_error"].iloc[0])
         fall.append(after["train_error"].iloc[0] - after["train_error"].iloc[-1])
         if "val_flagged" in after and after["val_flagged"].notna().any():
             flagged.append(after["val_flagged"].median())
-    return {"train_error_at_best": float(np.median(at_best)),
+    return {"train_error_epoch": _epoch(np.median(epochs)),
+            "train_error_at_best": float(np.median(at_best)),
             "train_error_fall_after_best": float(np.median(fall)),
             "val_flagged_after_best": float(np.median(flagged)) if flagged else None}
 
@@ -350,14 +353,16 @@ def _wrong_labels(signs: dict, later_train: float) -> tuple[str, str] | None:
         return None
     if wrong >= WRONG_LABELS:
         return "training-labels", (
-            f"rule: at its best validation epoch the network still got {wrong:.1%} of its "
+            f"rule: where its validation loss first reached its best (epoch "
+            f"{signs['train_error_epoch']}) the network still got {wrong:.1%} of its "
             f"training labels wrong (from {WRONG_LABELS:.0%}: labels the rest of the data does "
             "not explain, the signature of wrong labels), and the training error fell by "
             f"{signs['train_error_fall_after_best']:.1%} after it as the network memorised "
             "them: that memorising is what the gap's climb is made of")
     if flagged is not None and flagged - wrong >= HELD_OUT_EXCESS:
         return "held-out-labels", (
-            f"rule: from its best validation epoch on, confident learning flags {flagged:.1%} "
+            f"rule: from where its validation loss first reached its best (epoch "
+            f"{signs['train_error_epoch']}) on, confident learning flags {flagged:.1%} "
             f"of the held-out labels while the network gets only {wrong:.1%} of its training "
             f"labels wrong (a difference from {HELD_OUT_EXCESS:.0%}): it memorised the training "
             "part's wrong labels before its validation loss bottomed out, too early for the gap "
@@ -545,7 +550,8 @@ def diagnose(history, *, n_classes: int | None = None) -> GapVerdict:
         + (f"; the gap's trend turns upward at epoch {climb_start}" if climb_start is not None
            else "; the gap's trend has not turned upward"),
         *facts["lines"],
-        *([f"training error at the best validation epoch: {signs['train_error_at_best']:.1%}, "
+        *([f"training error where the validation loss first reached its best (epoch "
+           f"{signs['train_error_epoch']}): {signs['train_error_at_best']:.1%}, "
            f"fallen by {signs['train_error_fall_after_best']:.1%} since"
            + ("" if signs["val_flagged_after_best"] is None else
               f"; held-out labels confident learning flags from then on: "
