@@ -18,12 +18,14 @@ PLOT_FORMATS = ("svg", "png")
 _TRAIN_COLOR = "#1f77b4"
 _VAL_COLOR = "#d62728"
 _GAP_COLOR = "#d62728"
+_VERDICT_COLOR = "#6a3d9a"
 
 
-def _figure(history, *, verdict=None):
+def _figure(history, *, verdict=None, verdict_fold=None):
     """The gap on top (median over the folds still training, their range shaded, the steep
     threshold and the verdict's trend for reference), each fold's train and validation loss
-    beneath it with its own best validation epoch marked."""
+    beneath it with its own best validation epoch marked. With `verdict_fold`, the fold whose
+    curves alone gave the verdict, that fold's gap is drawn apart and the references sit on it."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -41,7 +43,7 @@ def _figure(history, *, verdict=None):
     fig = Figure(figsize=(6.4, 5.6), dpi=100)
     FigureCanvasAgg(fig)
     gap_ax, loss_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
-    _draw_gap(gap_ax, frame, verdict)
+    _draw_gap(gap_ax, frame, verdict, verdict_fold)
     _draw_losses(loss_ax, frame)
     climb = getattr(verdict, "climb_start_epoch", None)
     if climb is not None:
@@ -77,10 +79,18 @@ def _figure(history, *, verdict=None):
     return fig
 
 
-def _draw_gap(ax, frame, verdict) -> None:
+def _draw_gap(ax, frame, verdict, verdict_fold=None) -> None:
     both = frame.dropna(subset=["gap"])
     if not len(both):
         return
+    own = both[both["fold"] == verdict_fold]
+    if len(own) and both["fold"].nunique() > 1 and getattr(verdict, "folds", 0) == 1:
+        # The verdict read this fold alone (the monitor); the median over folds trained
+        # otherwise (shifted images, a bigger split) would not show what it read.
+        ax.plot(own["epoch"], own["gap"], color=_VERDICT_COLOR, linewidth=1.6,
+                label=f"fold {verdict_fold}'s gap (the verdict's)")
+        _draw_reference(ax, own.set_index("epoch")["gap"], verdict)
+        verdict = None
     folds = both["fold"].nunique()
     per_epoch = both.groupby("epoch")["gap"]
     curve = per_epoch.median()
@@ -106,7 +116,8 @@ def _draw_gap(ax, frame, verdict) -> None:
         ax.text(partial.min(), 0.96, f" epochs {_fmt_epoch(partial.min())}-"
                 f"{_fmt_epoch(partial.max())}: {who}", transform=ax.get_xaxis_transform(),
                 fontsize=7.5, color="#555555", va="top")
-    _draw_reference(ax, curve, verdict)
+    if verdict is not None:
+        _draw_reference(ax, curve, verdict)
 
 
 def _draw_reference(ax, curve, verdict) -> None:
@@ -156,14 +167,14 @@ def _fmt_epoch(epoch) -> str:
     return str(int(epoch)) if epoch.is_integer() else f"{epoch:.2f}"
 
 
-def _render(history, fmt: str, *, verdict=None) -> bytes:
+def _render(history, fmt: str, *, verdict=None, verdict_fold=None) -> bytes:
     import matplotlib
 
     buffer = io.BytesIO()
     # A fixed salt keeps the SVG's element ids, and so the file, the same run to run; text as
     # paths keeps it independent of the fonts installed where the report is opened.
     with matplotlib.rc_context({"svg.hashsalt": "labelaudit", "svg.fonttype": "path"}):
-        fig = _figure(history, verdict=verdict)
+        fig = _figure(history, verdict=verdict, verdict_fold=verdict_fold)
         if fmt == "svg":
             fig.savefig(buffer, format="svg", metadata=dict.fromkeys(
                 ("Date", "Creator", "Format", "Type")))
@@ -174,12 +185,12 @@ def _render(history, fmt: str, *, verdict=None) -> bytes:
     return buffer.getvalue()
 
 
-def history_svg(history, *, verdict=None) -> str:
+def history_svg(history, *, verdict=None, verdict_fold=None) -> str:
     """Return an inline SVG of train/validation loss per epoch for every fold, gap shaded.
 
     `history` is a DataFrame (or records) with epoch, train_loss, val_loss and optionally fold;
     `verdict` (a gap.GapVerdict) adds its regime and marks the best-validation and climb-start
-    epochs.
+    epochs; `verdict_fold` names the fold it was read on (see `_figure`).
 
     >>> import pandas as pd
     >>> h = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.0, 0.6, 0.4],
@@ -187,7 +198,7 @@ def history_svg(history, *, verdict=None) -> str:
     >>> history_svg(h).startswith("<svg")
     True
     """
-    return _render(history, "svg", verdict=verdict).decode("utf-8")
+    return _render(history, "svg", verdict=verdict, verdict_fold=verdict_fold).decode("utf-8")
 
 
 def check_plot_path(path) -> Path:

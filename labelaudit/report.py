@@ -124,6 +124,7 @@ def probabilities_source(summary: dict) -> str:
 
 def _gap(result, summary: dict) -> dict:
     from .gap import fold_facts
+    from .scan import verdict_fold
 
     gap = summary["gap"]
     history = result.history
@@ -135,7 +136,7 @@ def _gap(result, summary: dict) -> dict:
     n_folds = int(history["fold"].nunique()) if len(history) else 0
     # The verdict is the monitor fold's (scan._read_gap); the plot draws every fold, whose
     # own facts (best epochs, epochs only some reached) are said beside it, not as a verdict.
-    monitor = 0 if n_folds and (history["fold"] == 0).any() else 1
+    monitor = verdict_fold(history)
     return {
         "monitor_fold": monitor,
         "fold_facts": fold_facts(history)["lines"] if n_folds > (gap.get("folds") or 1) else [],
@@ -148,6 +149,8 @@ def _gap(result, summary: dict) -> dict:
         "best_val_epoch": gap.get("best_val_epoch"),
         "climb_start_epoch": gap.get("climb_start_epoch"),
         "n_folds": n_folds,
+        # The plot draws the verdict's one fold apart when others trained too (plot._draw_gap).
+        "verdict_line": n_folds > 1 and gap.get("folds") == 1,
         "plot": plot,
         # Whose curves: labelaudit's monitor fold, your model's --history, or none at all.
         "source": ("labelaudit" if summary["audit"].get("source") != "pred_probs" else

@@ -45,7 +45,8 @@ class ScanResult:
         name = f"plot-{digest.hexdigest()[:16]}"
         svg = self.cache.get(name) if self.cache is not None else None
         if not isinstance(svg, str):
-            svg = history_svg(self.history, verdict=self.verdict)
+            svg = history_svg(self.history, verdict=self.verdict,
+                              verdict_fold=verdict_fold(self.history))
             if self.cache is not None:
                 self.cache.put(name, svg)
         return svg
@@ -337,6 +338,12 @@ def _watch_gap(runner: _FoldRunner, mode: str, *, lap):
     results = runner.run([runner.monitor.fold], members=False)
     lap("monitor")
     return results, diagnose(history_frame(results), n_classes=runner.model.n_classes)
+
+
+def verdict_fold(history) -> int:
+    """The fold whose curves gave a scan's verdict: 0, the separate monitor, when it trained,
+    else 1."""
+    return 0 if len(history) and (history["fold"] == 0).any() else 1
 
 
 def _decide(mode: str, verdict, monitor_fold: int, *, where: str | None = None

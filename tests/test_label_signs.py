@@ -85,6 +85,8 @@ def test_five_percent_wrong_folders_start_the_audit(digits_24px, tmp_path):
     history = pd.read_csv(out / "history.csv")
     monitor = history[history["train_error"].notna()]
     assert len(monitor) and monitor["fold"].nunique() == 1
+    # The monitor (fold 0, unshifted) gave the verdict: the report says the plot draws it apart.
+    assert "the purple line is fold 0's gap alone" in (out / "report.html").read_text()
     issues = pd.read_csv(out / "issues.csv")
     flagged = issues.loc[issues["is_label_issue"], "id"].map(lambda p: p.split("/")[-1])
     assert len(wrong & set(flagged)) >= 20
@@ -126,3 +128,19 @@ def test_the_training_error_is_read_where_the_best_plateau_starts():
     frame.loc[frame["epoch"] > 8, "train_error"] = 0.01
     verdict = diagnose(frame)
     assert verdict.train_error_at_best == pytest.approx(0.05) and verdict.steep
+
+
+def test_the_plot_draws_the_fold_the_verdict_read_apart():
+    from labelaudit.plot import _figure
+
+    monitor = _curves(0.05).assign(fold=0)
+    others = [_curves(0.0).assign(fold=k, val_loss=lambda f: f["train_loss"] + 0.05)
+              for k in (1, 2)]
+    history = pd.concat([monitor, *others])
+    verdict = diagnose(monitor)
+    labels = [line.get_label() for line in _figure(history, verdict=verdict,
+                                                    verdict_fold=0).axes[0].lines]
+    assert "fold 0's gap (the verdict's)" in labels
+    # Without a fold named, or with a verdict read on every fold, only the median is drawn.
+    labels = [line.get_label() for line in _figure(history, verdict=verdict).axes[0].lines]
+    assert not any("verdict's" in label for label in labels)
