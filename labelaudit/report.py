@@ -109,7 +109,8 @@ def _header(summary: dict) -> dict:
 
 
 def probabilities_source(summary: dict) -> str:
-    """Whose model the audit's probabilities came from, in a sentence (report and terminal).
+    """Whose model the audit's probabilities came from, in a sentence (report and terminal);
+    with --embeddings or --encoder, also whether the embedding members joined (audit.gate).
 
     >>> probabilities_source({"audit": {"source": "pred_probs"},
     ...                       "settings": {"pred_probs": "probs.csv"}})
@@ -119,7 +120,8 @@ def probabilities_source(summary: dict) -> str:
     if summary["audit"].get("source") == "pred_probs":
         return (f"your model's (--pred-probs {settings.get('pred_probs')}); labelaudit trained "
                 "nothing")
-    return "labelaudit's own models, trained out of fold (--cv)"
+    gate = summary["audit"].get("gate")
+    return "labelaudit's own models, trained out of fold (--cv)" + (f"; {gate}" if gate else "")
 
 
 def _gap(result, summary: dict) -> dict:

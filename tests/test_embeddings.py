@@ -92,6 +92,10 @@ def test_useless_vectors_are_left_out_and_the_scan_is_as_without_them(tmp_path, 
     assert result.audit["gate"].endswith("left out (more than 0.02 below), the ensemble is as "
                                          "without them")
     assert result.audit["members"] == default.audit["members"]
+    # The terminal and the report say so where they say whose probabilities these are.
+    from labelaudit.report import probabilities_source
+
+    assert probabilities_source(result.summary()).endswith("; " + result.audit["gate"])
     pd.testing.assert_frame_equal(result.issues, default.issues)
     np.testing.assert_array_equal(result.pred_probs, default.pred_probs)
 
