@@ -10,7 +10,16 @@ in ../shared/data/mnist-test (skipped, with a note, when it is absent), `mnist-1
 images above 16 pixels, which the audit's network trains on random shifts and the monitor
 watches without them (on a subsample of 3,000 above that many).
 
+--curve is issue 18's detection curve: the share of runs whose verdict starts the audit under
+`--audit auto`, per kind of data, at 0-20% wrong labels made wrong at exactly the rate, uniformly
+and class-dependently (`flip_labels`), on CURVE_DATASETS: tables of 150 to 100,000 rows (numeric
+and mixed; generated ones with flip_y=0, so clean means clean), images of 8 to 32 pixels (drawn
+shapes with and without jitter, digits, MNIST) and 20 Newsgroups posts, on seeds from
+CURVE_FIRST_SEED on, after the ones its per-sample rule was set on.
+
     python benchmarks/gap_calibration.py                 # the full table (CPU-heavy)
+    python benchmarks/gap_calibration.py --curve --seeds 5 --runs runs.csv --histories h.csv.gz
+    python benchmarks/gap_calibration.py --curve --from-histories h.csv.gz  # re-read, no training
     python benchmarks/gap_calibration.py --quick         # two small tables, one seed
     python benchmarks/gap_calibration.py --histories curves.csv.gz  # also keep every curve
     python benchmarks/gap_calibration.py --from-histories curves.csv.gz  # re-diagnose only
