@@ -325,7 +325,9 @@ def _label_signs(frame, scale: float) -> dict:
     if "train_error" not in frame or frame["train_error"].isna().all():
         return {}
     at_best, fall, flagged, epochs = [], [], [], []
-    for _, part in frame.groupby("fold"):
+    # Only the monitor fold carries them; the others in a scan's history.csv do not.
+    for _, part in frame[frame.groupby("fold")["train_error"].transform("count") > 0].groupby(
+            "fold"):
         first = part.loc[part["val_loss"] <= part["val_loss"].min() + PLATEAU_TOL * scale,
                          "epoch"].min()
         epochs.append(first)
@@ -355,7 +357,7 @@ def _wrong_labels(signs: dict, later_train: float) -> tuple[str, str] | None:
         return "training-labels", (
             f"rule: where its validation loss first reached its best (epoch "
             f"{signs['train_error_epoch']}) the network still got {wrong:.1%} of its "
-            f"training labels wrong (from {WRONG_LABELS:.0%}: labels the rest of the data does "
+            f"training labels wrong (from {WRONG_LABELS:.1%}: labels the rest of the data does "
             "not explain, the signature of wrong labels), and the training error fell by "
             f"{signs['train_error_fall_after_best']:.1%} after it as the network memorised "
             "them: that memorising is what the gap's climb is made of")

@@ -144,3 +144,12 @@ def test_the_plot_draws_the_fold_the_verdict_read_apart():
     # Without a fold named, or with a verdict read on every fold, only the median is drawn.
     labels = [line.get_label() for line in _figure(history, verdict=verdict).axes[0].lines]
     assert not any("verdict's" in label for label in labels)
+
+
+def test_a_scans_history_with_every_fold_reads_the_monitors_per_sample_curves():
+    """history.csv of a scan that audited: only the monitor fold carries train_error."""
+    monitor = _curves(0.05).assign(fold=1)
+    other = _curves(0.0).drop(columns=["train_error", "val_flagged"]).assign(fold=2)
+    verdict = diagnose(pd.concat([monitor, other]))
+    assert verdict.train_error_at_best == pytest.approx(0.05)
+    assert "3.5%" in verdict.evidence[-1]
