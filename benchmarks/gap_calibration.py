@@ -248,10 +248,16 @@ def run_one(name: str, noise: float, seed: int, settings, *,
     return row, history
 
 
-def rediagnose(histories: pd.DataFrame) -> pd.DataFrame:
-    """Re-run the current gap rule on saved loss curves (for tuning without retraining)."""
+def rediagnose(histories: pd.DataFrame, *, label_curves: bool = True) -> pd.DataFrame:
+    """Re-run the current gap rule on saved loss curves (for tuning without retraining).
+
+    Without `label_curves` the per-sample columns are dropped: the loss rules alone, as
+    `labelaudit gap` reads a user's log, on the very same curves.
+    """
     from labelaudit.gap import LABEL_COLUMNS, diagnose
 
+    if not label_curves:
+        histories = histories.drop(columns=list(LABEL_COLUMNS), errors="ignore")
     rows = []
     keys = [k for k in ("dataset", "noise", "mode", "seed") if k in histories]
     for key, part in histories.groupby(keys, sort=False):
@@ -362,9 +368,12 @@ def main(argv=None) -> int:
     parser.add_argument("--histories", type=Path,
                         help="write every run's loss curves here (.csv or .csv.gz)")
     parser.add_argument("--runs", type=Path, help="write one row per run here (csv)")
-    parser.add_argument("--from-histories", type=Path,
+    parser.add_argument("--from-histories", type=Path, nargs="+",
                         help="re-diagnose curves saved with --histories instead of training "
                              "(with --curve: as a detection curve)")
+    parser.add_argument("--loss-rules-only", action="store_true",
+                        help="with --from-histories: ignore the per-sample curves (train_error, "
+                             "val_flagged) and read the losses alone")
     parser.add_argument("--from-runs", type=Path, nargs="+",
                         help="print the detection curve of --curve runs saved with --runs "
                              "(several files: runs made in parallel)")
@@ -374,7 +383,8 @@ def main(argv=None) -> int:
         return 0
 
     if args.from_histories:
-        runs = rediagnose(pd.read_csv(args.from_histories))
+        runs = rediagnose(pd.concat(map(pd.read_csv, args.from_histories)),
+                          label_curves=not args.loss_rules_only)
         print(detection_table(runs) if args.curve else markdown_table(runs))
         return 0
 
