@@ -56,7 +56,8 @@ def test_terminal_summary_report_and_reason_show_one_verdict(iris_noisy, tmp_pat
     history = pd.read_csv(out / "history.csv")
     # The folds' loss curves together read this run differently: the one verdict is the
     # monitor fold's.
-    assert diagnose(history.drop(columns=list(gap.LABEL_COLUMNS), errors="ignore")).regime != verdict["regime"]
+    losses = history.drop(columns=list(gap.LABEL_COLUMNS), errors="ignore")
+    assert diagnose(losses).regime != verdict["regime"]
     assert verdict == diagnose(history[history["fold"] == 1], n_classes=3).to_dict() | {
         "advice": gap.SCAN_ADVICE[verdict["regime"]]}
     regime = verdict["regime"]
