@@ -23,6 +23,8 @@ CURVE_FIRST_SEED on, after the ones its per-sample rule was set on.
     python benchmarks/gap_calibration.py --quick         # two small tables, one seed
     python benchmarks/gap_calibration.py --histories curves.csv.gz  # also keep every curve
     python benchmarks/gap_calibration.py --from-histories curves.csv.gz  # re-diagnose only
+    python benchmarks/gap_calibration.py --curve --datasets overlap-0.8 overlap-1.2 --noise 0 0.05
+        # clean tables whose classes overlap (OVERLAP_SEPS): where clean labels look wrong
 
 The table goes to stdout as markdown; progress goes to stderr. Target: steep-climb fires on at
 least 95% of runs with 10% noise or more and on at most 5% of clean runs.
@@ -54,11 +56,15 @@ CURVE_DATASETS = ("iris", "wine", "breast-cancer", "digits-table", "blobs-3000",
 CURVE_FIRST_SEED = 21
 # --curve injects exactly the rate, both ways (flip_labels); the calibration drew cleanlab's.
 CURVE_MODES = ("uniform", "class")
+# Clean tables whose classes overlap more and more (make_classification's class_sep; the
+# blobs use 1.6): where clean labels stop being decided by the features.
+OVERLAP_SEPS = ("0.6", "0.8", "1.0", "1.2", "1.4")
 KIND = {"iris": "tables", "wine": "tables", "breast-cancer": "tables", "digits-table": "tables",
         "blobs-3000": "tables", "mixed-2000": "tables", "blobs-100k": "tables",
         "digits-images": "images", "shapes-16": "images", "shapes-32-jitter": "images",
         "mnist-1000": "images", "mnist-3000": "images", "mnist-10000": "images",
-        "20news-800": "text", "20news-2000": "text"}
+        "20news-800": "text", "20news-2000": "text",
+        **{f"overlap-{sep}": "tables" for sep in OVERLAP_SEPS}}
 # Real collections with label errors of their own (the MNIST test set's 15 confirmed, 20
 # Newsgroups' 82): unflipped, they are not clean data in issue 18's sense.
 REAL = ("mnist-1000", "mnist-3000", "mnist-10000", "20news-800", "20news-2000")
@@ -66,12 +72,14 @@ REAL = ("mnist-1000", "mnist-3000", "mnist-10000", "20news-800", "20news-2000")
 DATASETS = ("iris", "wine", "breast-cancer", "digits-table", "digits-images", "mnist-1000",
             "mnist-3000", "mnist-10000", "20news-800", "blobs-3000", "mixed-2000", "shapes-16",
             "shapes-32-jitter", "20news-2000", "blobs-100k")
+OVERLAP = tuple(f"overlap-{sep}" for sep in OVERLAP_SEPS)  # by --datasets only
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-test"
 TWENTY_NEWS = MNIST.parent / "20news-test"
 N_CLASSES = {"iris": 3, "wine": 3, "breast-cancer": 2, "digits-table": 10, "digits-images": 10,
              "mnist-1000": 10, "mnist-3000": 10, "mnist-10000": 10, "20news-800": 5,
              "blobs-3000": 4, "mixed-2000": 4, "blobs-100k": 4, "shapes-16": 5,
-             "shapes-32-jitter": 5, "20news-2000": 10}
+             "shapes-32-jitter": 5, "20news-2000": 10,
+             **{f"overlap-{sep}": 4 for sep in OVERLAP_SEPS}}
 SHAPES = ("circle", "square", "triangle", "cross", "ring")
 QUICK = {"datasets": ("iris", "wine"), "noise": (0.0, 0.20), "seeds": 1}
 
@@ -113,13 +121,15 @@ def _twenty_news(n: int = 800, groups: int = 5):
     return bench.inputs, bench.y
 
 
-def _blobs(n: int, seed: int, *, mixed: bool = False):
+def _blobs(n: int, seed: int, *, mixed: bool = False, class_sep: float = 1.6):
     """(table, labels): scikit-learn's make_classification with flip_y=0, so no label is wrong;
-    `mixed` turns two informative features into categories (one ordinal, one unordered)."""
+    `mixed` turns two informative features into categories (one ordinal, one unordered); a
+    smaller `class_sep` makes the classes overlap (clean labels that features do not decide)."""
     from sklearn.datasets import make_classification
 
     X, y = make_classification(n_samples=n, n_features=20, n_informative=10, n_redundant=4,
-                               n_classes=4, class_sep=1.6, flip_y=0.0, random_state=seed)
+                               n_classes=4, class_sep=class_sep, flip_y=0.0,
+                               random_state=seed)
     frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
     if mixed:
         frame["grade"] = pd.cut(frame.pop("x0"), [-np.inf, -1, 0, 1, np.inf],
@@ -169,6 +179,8 @@ def source(name: str, seed: int):
     if name.startswith("20news"):
         n = int(name.split("-")[1])
         return _twenty_news(n, 5 if n <= 800 else 10)
+    if name.startswith("overlap"):  # overlap-<class_sep>: 2,000 rows
+        return _blobs(2000, seed, class_sep=float(name.split("-")[1]))
     if name.startswith(("blobs", "mixed")):
         n = int(name.split("-")[1].replace("k", "000"))
         return _blobs(n, seed, mixed=name.startswith("mixed"))
@@ -362,7 +374,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="iris and wine, clean and 20%% noise, one seed (a smoke test)")
-    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=None)
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS + OVERLAP, default=None)
     parser.add_argument("--noise", nargs="+", type=float, default=None)
     parser.add_argument("--seeds", type=int, default=None, help=f"seeds per cell (default {SEEDS})")
     parser.add_argument("--first-seed", type=int, default=None,
