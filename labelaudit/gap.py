@@ -179,10 +179,10 @@ class GapVerdict:
     window_start: float | None = None  # first epoch of the later half
     last_epoch: float | None = None
     best_val_epochs: list = field(default_factory=list)  # each fold's own, in epoch order
-    # The per-sample curves of a scan's monitor (None for a log of your own), at the best epoch:
     # What made a steep-climb: "gap" (the loss curves), "training-labels" or "held-out-labels"
     # (the per-sample curves); None for the other verdicts.
     steep_by: str | None = None
+    # The per-sample curves of a scan's monitor (None for a log of your own), at the best epoch:
     train_error_epoch: float | None = None  # where the best plateau starts: they are read there
     train_error_at_best: float | None = None  # share of training labels not the top class
     train_error_fall_after_best: float | None = None  # its fall from there to the end

@@ -368,8 +368,8 @@ def _steep_because(verdict) -> str:
     per-sample curves behind it."""
     if verdict.steep_by == "gap":
         return f"climbs steeply (growth {verdict.growth:+.2f} of the loss scale)"
-    return (f"grows by {verdict.growth:+.2f} of the loss scale, and "
-            + verdict.evidence[-1].removeprefix("rule: "))
+    rule = next(line for line in reversed(verdict.evidence) if line.startswith("rule: "))
+    return f"grows by {verdict.growth:+.2f} of the loss scale, and " + rule.removeprefix("rule: ")
 
 
 def _audit_labels(ds, results: list, *, filter_by: str, embedded: bool = False):
