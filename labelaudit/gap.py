@@ -123,9 +123,10 @@ SCAN_ADVICE = {
                          "size; --audit always checks the labels anyway.",
     "steep-climb": "The curves show wrong labels: part of your training labels is not "
                    "explained by the rest, so the network can only fit them by rote (the gap's "
-                   "climb is made of that), the signature of wrongly assigned labels. Review "
-                   "the flagged samples in report.html, most likely errors first (after "
-                   "--audit never, scan again without it to rank them).",
+                   "climb is made of that), the signature of wrongly assigned labels, or of "
+                   "classes your features cannot tell apart (keep those). Review the flagged "
+                   "samples in report.html, most likely errors first (after --audit never, "
+                   "scan again without it to rank them).",
     "underfitting": "labelaudit's network could not fit your data closely: the classes may "
                     "overlap in these features, or, on a large dataset, many wrong labels can "
                     "look like this. The curves cannot rule label errors out; --audit always "
