@@ -64,7 +64,8 @@ KIND = {"iris": "tables", "wine": "tables", "breast-cancer": "tables", "digits-t
         "digits-images": "images", "shapes-16": "images", "shapes-32-jitter": "images",
         "mnist-1000": "images", "mnist-3000": "images", "mnist-10000": "images",
         "20news-800": "text", "20news-2000": "text",
-        **{f"overlap-{sep}": "tables" for sep in OVERLAP_SEPS}}
+        **{f"overlap-{sep}": "tables" for sep in OVERLAP_SEPS},
+        "checker-4": "tables", "checker-8": "tables", "checker-12": "tables"}
 # Real collections with label errors of their own (the MNIST test set's 15 confirmed, 20
 # Newsgroups' 82): unflipped, they are not clean data in issue 18's sense.
 REAL = ("mnist-1000", "mnist-3000", "mnist-10000", "20news-800", "20news-2000")
@@ -73,13 +74,15 @@ DATASETS = ("iris", "wine", "breast-cancer", "digits-table", "digits-images", "m
             "mnist-3000", "mnist-10000", "20news-800", "blobs-3000", "mixed-2000", "shapes-16",
             "shapes-32-jitter", "20news-2000", "blobs-100k")
 OVERLAP = tuple(f"overlap-{sep}" for sep in OVERLAP_SEPS)  # by --datasets only
+CHECKERS = ("checker-4", "checker-8", "checker-12")  # by --datasets only
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-test"
 TWENTY_NEWS = MNIST.parent / "20news-test"
 N_CLASSES = {"iris": 3, "wine": 3, "breast-cancer": 2, "digits-table": 10, "digits-images": 10,
              "mnist-1000": 10, "mnist-3000": 10, "mnist-10000": 10, "20news-800": 5,
              "blobs-3000": 4, "mixed-2000": 4, "blobs-100k": 4, "shapes-16": 5,
              "shapes-32-jitter": 5, "20news-2000": 10,
-             **{f"overlap-{sep}": 4 for sep in OVERLAP_SEPS}}
+             **{f"overlap-{sep}": 4 for sep in OVERLAP_SEPS},
+             "checker-4": 2, "checker-8": 2, "checker-12": 2}
 SHAPES = ("circle", "square", "triangle", "cross", "ring")
 QUICK = {"datasets": ("iris", "wine"), "noise": (0.0, 0.20), "seeds": 1}
 
@@ -139,6 +142,15 @@ def _blobs(n: int, seed: int, *, mixed: bool = False, class_sep: float = 1.6):
     return frame, y
 
 
+def _checker(cells: int, seed: int, n: int = 3000):
+    """(table, labels): points on the unit square, labelled by the colour of their cell on a
+    `cells` x `cells` checkerboard: clean labels that a small network cannot fit when the board
+    is fine (an underfitting model that is merely too weak)."""
+    xy = np.random.default_rng(seed).uniform(0, 1, (n, 2))
+    y = (np.floor(xy * cells).sum(axis=1) % 2).astype(int)
+    return pd.DataFrame(xy, columns=["x", "y"]), y
+
+
 def _shapes(size: int, seed: int, *, jitter: bool, n: int = 1000):
     """(images, labels): `n` white shapes (SHAPES) drawn on black, no pixel noise; with
     `jitter`, each at a random place and size, else centred at one size."""
@@ -179,6 +191,8 @@ def source(name: str, seed: int):
     if name.startswith("20news"):
         n = int(name.split("-")[1])
         return _twenty_news(n, 5 if n <= 800 else 10)
+    if name.startswith("checker"):  # checker-<cells>: 3,000 rows
+        return _checker(int(name.split("-")[1]), seed)
     if name.startswith("overlap"):  # overlap-<class_sep>: 2,000 rows
         return _blobs(2000, seed, class_sep=float(name.split("-")[1]))
     if name.startswith(("blobs", "mixed")):
@@ -374,7 +388,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="iris and wine, clean and 20%% noise, one seed (a smoke test)")
-    parser.add_argument("--datasets", nargs="+", choices=DATASETS + OVERLAP, default=None)
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS + OVERLAP + CHECKERS,
+                        default=None)
     parser.add_argument("--noise", nargs="+", type=float, default=None)
     parser.add_argument("--seeds", type=int, default=None, help=f"seeds per cell (default {SEEDS})")
     parser.add_argument("--first-seed", type=int, default=None,

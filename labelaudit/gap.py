@@ -91,6 +91,11 @@ WRONG_LABELS = 0.035
 HELD_OUT_EXCESS = 0.04
 # Held-out parts smaller than this are not read: a few samples swing the share by whole points.
 MIN_HELD_OUT = 100
+# A network that cannot fit the training labels still shows wrong ones when it contradicts at
+# least this share of the held-out labels outright (their probability under CONTRADICTED_P): a
+# model too weak for its data hedges near its class boundaries and contradicts almost none.
+CONTRADICTED = 0.035
+CONTRADICTED_P = 0.1
 REGIMES = ("converged", "over-parametrized", "steep-climb", "underfitting",
            "too-little-evidence")
 
@@ -180,8 +185,8 @@ class GapVerdict:
     window_start: float | None = None  # first epoch of the later half
     last_epoch: float | None = None
     best_val_epochs: list = field(default_factory=list)  # each fold's own, in epoch order
-    # What made a steep-climb: "gap" (the loss curves), "training-labels" or "held-out-labels"
-    # (the per-sample curves); None for the other verdicts.
+    # What made a steep-climb: "gap" (the loss curves), "training-labels", "held-out-labels" or
+    # "contradicted-labels" (the per-sample curves); None for the other verdicts.
     steep_by: str | None = None
     # The per-sample curves of a scan's monitor (None for a log of your own), at the best epoch:
     train_error_epoch: float | None = None  # where the best plateau starts: they are read there
@@ -189,6 +194,8 @@ class GapVerdict:
     train_error_fall_after_best: float | None = None  # its fall from there to the end
     val_flagged_after_best: float | None = None  # share of held-out labels confident learning
     # flags, median over the epochs from the best on (None below MIN_HELD_OUT held-out samples)
+    val_contradicted_after_best: float | None = None  # share of held-out labels under
+    # CONTRADICTED_P, median over the same epochs
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (summary.json's `gap`, `labelaudit gap --json`)."""
@@ -252,7 +259,7 @@ def pooled_sen_slope(x, y, groups=None, *, confidence: float = CONFIDENCE) -> Tr
 
 HISTORY_COLUMNS = ("fold", "epoch", "train_loss", "val_loss")
 # Per-sample curves a scan's monitor adds (models.TorchClassifier's track_labels).
-LABEL_COLUMNS = ("train_error", "val_flagged")
+LABEL_COLUMNS = ("train_error", "val_flagged", "val_contradicted")
 
 
 def history_frame(rows):
@@ -325,7 +332,7 @@ def _label_signs(frame, scale: float) -> dict:
     epochs, and the network memorises more wrong labels with every epoch it trains on."""
     if "train_error" not in frame or frame["train_error"].isna().all():
         return {}
-    at_best, fall, flagged, epochs = [], [], [], []
+    at_best, fall, flagged, contradicted, epochs = [], [], [], [], []
     # Only the monitor fold carries them; the others in a scan's history.csv do not.
     for _, part in frame[frame.groupby("fold")["train_error"].transform("count") > 0].groupby(
             "fold"):
@@ -335,12 +342,15 @@ def _label_signs(frame, scale: float) -> dict:
         after = part[part["epoch"] >= first]
         at_best.append(after["train_error"].iloc[0])
         fall.append(after["train_error"].iloc[0] - after["train_error"].iloc[-1])
-        if "val_flagged" in after and after["val_flagged"].notna().any():
-            flagged.append(after["val_flagged"].median())
+        for column, found in (("val_flagged", flagged), ("val_contradicted", contradicted)):
+            if column in after and after[column].notna().any():
+                found.append(after[column].median())
     return {"train_error_epoch": _epoch(np.median(epochs)),
             "train_error_at_best": float(np.median(at_best)),
             "train_error_fall_after_best": float(np.median(fall)),
-            "val_flagged_after_best": float(np.median(flagged)) if flagged else None}
+            "val_flagged_after_best": float(np.median(flagged)) if flagged else None,
+            "val_contradicted_after_best": (float(np.median(contradicted)) if contradicted
+                                            else None)}
 
 
 def _wrong_labels(signs: dict, later_train: float) -> tuple[str, str] | None:
@@ -349,11 +359,22 @@ def _wrong_labels(signs: dict, later_train: float) -> tuple[str, str] | None:
     At its best validation epoch a network has learned what the data explain; training labels
     it still gets wrong then are the ones the rest contradicts. Where it memorised them before
     that (sparse, high-dimensional text), the held-out labels that confident learning flags
-    from that epoch on, beyond the training error left, speak instead. A network that fits
-    nothing (underfitting) says nothing either way."""
+    from that epoch on, beyond the training error left, speak instead. A network that cannot
+    fit the labels (underfitting) speaks only through the held-out labels it contradicts
+    outright: it refuses wrong labels confidently, and hedges where it is merely too weak."""
     wrong, flagged = signs.get("train_error_at_best"), signs.get("val_flagged_after_best")
-    if wrong is None or later_train > UNDERFIT:
+    if wrong is None:
         return None
+    if later_train > UNDERFIT:
+        contradicted = signs.get("val_contradicted_after_best")
+        if contradicted is None or contradicted < CONTRADICTED:
+            return None
+        return "contradicted-labels", (
+            f"rule: the network cannot fit {wrong:.1%} of its training labels, and from where "
+            f"its validation loss first reached its best (epoch {signs['train_error_epoch']}) "
+            f"on it gives {contradicted:.1%} of the held-out labels a probability under "
+            f"{CONTRADICTED_P:g} (from {CONTRADICTED:.1%}): it refuses them outright, as it "
+            "refuses wrong labels, where a network too weak for its data would hedge")
     if wrong >= WRONG_LABELS:
         return "training-labels", (
             f"rule: where its validation loss first reached its best (epoch "
@@ -558,7 +579,10 @@ def diagnose(history, *, n_classes: int | None = None) -> GapVerdict:
            f"fallen by {signs['train_error_fall_after_best']:.1%} since"
            + ("" if signs["val_flagged_after_best"] is None else
               f"; held-out labels confident learning flags from then on: "
-              f"{signs['val_flagged_after_best']:.1%}")] if signs else []),
+              f"{signs['val_flagged_after_best']:.1%}")
+           + ("" if signs["val_contradicted_after_best"] is None else
+              f"; held-out labels given under {CONTRADICTED_P:g}: "
+              f"{signs['val_contradicted_after_best']:.1%}")] if signs else []),
     ]
     common = dict(slope=gap_t.slope / span, slope_low=gap_t.low / span,
                   slope_high=gap_t.high / span, growth=gap_t.slope,

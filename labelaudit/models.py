@@ -99,24 +99,27 @@ def _train_eval_rows(n: int, random_state) -> np.ndarray:
 
 
 def _label_errors(y_train, train_probs, y_val, val_probs) -> dict:
-    """{"train_error", "val_flagged"}: the share of training labels that are not the top class,
-    and of validation labels that cleanlab's confident learning flags (None for fewer than
-    gap.MIN_HELD_OUT of them, or when a class is missing there, where its per-class thresholds
-    are undefined)."""
+    """{"train_error", "val_flagged", "val_contradicted"}: the share of training labels that are
+    not the top class; of validation labels that cleanlab's confident learning flags (None when a
+    class is missing there, where its per-class thresholds are undefined); and of validation
+    labels the network gives under gap.CONTRADICTED_P (both None for fewer than
+    gap.MIN_HELD_OUT validation samples)."""
     import warnings
 
     from cleanlab.count import num_label_issues
 
-    from .gap import MIN_HELD_OUT
+    from .gap import CONTRADICTED_P, MIN_HELD_OUT
 
     y_val = np.asarray(y_val, dtype=np.int64)
-    flagged = None
-    if len(y_val) >= MIN_HELD_OUT and len(np.unique(y_val)) == val_probs.shape[1]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            flagged = num_label_issues(y_val, val_probs) / len(y_val)
+    flagged = contradicted = None
+    if len(y_val) >= MIN_HELD_OUT:
+        contradicted = float((val_probs[np.arange(len(y_val)), y_val] < CONTRADICTED_P).mean())
+        if len(np.unique(y_val)) == val_probs.shape[1]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                flagged = num_label_issues(y_val, val_probs) / len(y_val)
     return {"train_error": float((train_probs.argmax(1) != y_train).mean()),
-            "val_flagged": flagged}
+            "val_flagged": flagged, "val_contradicted": contradicted}
 
 
 class TorchClassifier(ClassifierMixin, BaseEstimator):
@@ -207,7 +210,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         live gap monitoring). With `track_labels`, each epoch of ``history_`` also holds
         ``train_error`` (the share of training labels that are not the network's top class) and
         ``val_flagged`` (the share of validation labels cleanlab's confident learning flags on
-        this epoch's probabilities): the per-sample side of the gap (gap.diagnose).
+        this epoch's probabilities) and ``val_contradicted`` (the share it gives under
+        gap.CONTRADICTED_P): the per-sample side of the gap (gap.diagnose).
         With `trajectory`, ``trajectory_`` holds each training sample's
         softmax probabilities averaged over the epochs it trained, read from the training
         passes themselves (no extra forward pass).

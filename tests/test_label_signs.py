@@ -51,6 +51,40 @@ def test_a_network_that_fits_nothing_is_not_read_as_wrong_labels():
     flat = pd.DataFrame({"epoch": e, "train_loss": 1.0, "val_loss": 1.05,
                          "train_error": 0.6, "val_flagged": 0.1})
     assert diagnose(flat).regime == "underfitting"
+    # Hedging near its class boundaries, a weak network contradicts no held-out label outright.
+    assert diagnose(flat.assign(val_contradicted=0.0)).regime == "underfitting"
+    assert diagnose(flat.assign(val_contradicted=gap.CONTRADICTED - 0.01)).regime == \
+        "underfitting"
+
+
+def test_an_underfitting_network_that_refuses_labels_outright_shows_wrong_labels():
+    """Drawn 16 px shapes with 20% wrong labels: the network predicts every true shape from the
+    first epoch and never memorises the rest, so its loss stays high (underfitting); it gives
+    the wrong held-out labels a probability near zero."""
+    e = np.arange(1, 16)
+    flat = pd.DataFrame({"epoch": e, "train_loss": 0.8, "val_loss": 0.76,
+                         "train_error": 0.2, "val_flagged": 0.19, "val_contradicted": 0.15})
+    verdict = diagnose(flat)
+    assert verdict.regime == "steep-climb" and verdict.steep_by == "contradicted-labels"
+    assert verdict.val_contradicted_after_best == pytest.approx(0.15)
+    assert "15.0% of the held-out labels a probability under 0.1" in verdict.evidence[-1]
+
+
+def test_a_clean_board_too_fine_for_the_network_does_not_start_the_audit(tmp_path):
+    """A 10 x 10 checkerboard: clean labels the monitor's network cannot fit (underfitting),
+    where confident learning flags many held-out labels but the network contradicts none."""
+    xy = np.random.default_rng(0).uniform(0, 1, (3000, 2))
+    labels = np.where(np.floor(xy * 10).sum(axis=1) % 2, "odd", "even")
+    path = tmp_path / "board.csv"
+    pd.DataFrame(xy, columns=["x", "y"]).assign(label=labels).to_csv(path, index=False)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["scan", str(path), "--out", str(out), "--no-cache"])
+    assert result.exit_code == 0, result.output
+    verdict = json.loads((out / "summary.json").read_text())["gap"]
+    assert verdict["regime"] == "underfitting" and verdict["steep"] is False
+    assert verdict["train_error_at_best"] > 0.3 and verdict["val_flagged_after_best"] > 0.1
+    assert verdict["val_contradicted_after_best"] < gap.CONTRADICTED
+    assert "val_contradicted" in pd.read_csv(out / "history.csv").columns
 
 
 @pytest.fixture(scope="module")

@@ -113,7 +113,7 @@ def test_scan_images_writes_contract_outputs(tmp_path, digit_folder):
     assert list(history.columns[:5]) == ["fold", "epoch", "train_loss", "val_loss", "gap"]
     # The monitor fold alone adds its per-sample curves (gap.LABEL_COLUMNS).
     assert list(history.columns[5:6]) == ["train_error"]
-    assert set(history.columns[6:]) <= {"val_flagged"}
+    assert set(history.columns[6:]) <= {"val_flagged", "val_contradicted"}
     assert list(history.loc[history["train_error"].notna(), "fold"].unique()) == [1]
     assert sorted(history["fold"].unique()) == [1, 2, 3]
     assert len(history) == 3 * 6
