@@ -44,6 +44,12 @@ quantity for the two losses.
    it gets wrong.
 6. ``converged`` otherwise: the gap has stopped growing within noise.
 
+A scan's monitor also records per-sample curves (``LABEL_COLUMNS``), read at its best epoch
+between rules 2 and 3 (``_wrong_labels``): ``steep-climb`` when it still gets ``WRONG_LABELS`` of
+its training labels wrong, or confident learning flags ``HELD_OUT_EXCESS`` more of the held-out
+labels; and, for a network that cannot fit the labels (rule 3's training loss), when it refuses
+``CONTRADICTED`` of the held-out labels outright. ``steep_by`` names the rule.
+
 The evidence also names each fold's own best-validation epoch (their median and range), the
 epochs only some folds reached, and where the gap's trend turns upward (the knee of a two-piece
 line fitted to every fold's gap, when the gap has since grown by at least ``CLIMB_MIN * s``).
