@@ -359,6 +359,21 @@ def _label_signs(frame, scale: float) -> dict:
                                             else None)}
 
 
+def _signs_line(signs: dict) -> str:
+    """The evidence line of the per-sample curves (_label_signs), each held-out share where
+    there is one."""
+    parts = [f"training error where the validation loss first reached its best (epoch "
+             f"{signs['train_error_epoch']}): {signs['train_error_at_best']:.1%}, fallen by "
+             f"{signs['train_error_fall_after_best']:.1%} since"]
+    for key, what in (("val_flagged_after_best",
+                       "held-out labels confident learning flags from then on"),
+                      ("val_contradicted_after_best",
+                       f"held-out labels given under {CONTRADICTED_P:g}")):
+        if signs[key] is not None:
+            parts.append(f"{what}: {signs[key]:.1%}")
+    return "; ".join(parts)
+
+
 def _wrong_labels(signs: dict, later_train: float) -> tuple[str, str] | None:
     """(which curves, the rule's sentence) when the per-sample curves show wrong labels.
 
@@ -580,15 +595,7 @@ def diagnose(history, *, n_classes: int | None = None) -> GapVerdict:
         + (f"; the gap's trend turns upward at epoch {climb_start}" if climb_start is not None
            else "; the gap's trend has not turned upward"),
         *facts["lines"],
-        *([f"training error where the validation loss first reached its best (epoch "
-           f"{signs['train_error_epoch']}): {signs['train_error_at_best']:.1%}, "
-           f"fallen by {signs['train_error_fall_after_best']:.1%} since"
-           + ("" if signs["val_flagged_after_best"] is None else
-              f"; held-out labels confident learning flags from then on: "
-              f"{signs['val_flagged_after_best']:.1%}")
-           + ("" if signs["val_contradicted_after_best"] is None else
-              f"; held-out labels given under {CONTRADICTED_P:g}: "
-              f"{signs['val_contradicted_after_best']:.1%}")] if signs else []),
+        *([_signs_line(signs)] if signs else []),
     ]
     common = dict(slope=gap_t.slope / span, slope_low=gap_t.low / span,
                   slope_high=gap_t.high / span, growth=gap_t.slope,
