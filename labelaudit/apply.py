@@ -25,12 +25,17 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from .decisions import DECISION_COLUMNS, DECISIONS, as_decisions
+from .decisions import (
+    CHANGES_FILE,
+    DECISION_COLUMNS,
+    DECISIONS,
+    as_decisions,
+    is_change_log,
+    moved_paths,
+)
 from .errors import UsageError
 from .readers import TABLE_SUFFIXES
 from .tables import ROW_COLUMN  # the copy's id column when the original's ids were row numbers
-
-CHANGES_FILE = "changes.csv"
 
 
 @dataclass(frozen=True)
@@ -173,23 +178,13 @@ def _check_out_file(data: Path, out: Path, *, force: bool, dry_run: bool,
     if existing and not force:
         raise UsageError(f"{existing[0]} already exists; pass --force to replace the corrected "
                          f"file and change log apply wrote, or choose another --out")
-    if log.exists() and not _is_change_log(log):
+    if log.exists() and not is_change_log(log):
         raise UsageError(f"{log} exists and is not a change log apply wrote; labelaudit never "
                          "replaces a file it did not write: move it or choose another --out")
     if out.exists() and not log.exists():
         raise UsageError(f"--out {out} exists but no change log {log.name} lies beside it, so "
                          "labelaudit did not write it and never replaces it: choose another "
                          "--out")
-
-
-def _is_change_log(path: Path) -> bool:
-    """Whether `path` starts as every changes.csv apply writes."""
-    header = ",".join(DECISION_COLUMNS)
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            return handle.readline().rstrip("\r\n").startswith(header)
-    except (OSError, UnicodeDecodeError):
-        return False
 
 
 def _columns(path: Path, encoding: str) -> list[str]:
@@ -461,18 +456,8 @@ def _link_target(link: Path) -> str:
 
 def _free_path(step: _Step, taken: set) -> str:
     """The moved file's path in its new class folder; a clash gets '.from-<old class>'."""
-    rest = PurePosixPath(step.id).parts[1:]
-    candidate = PurePosixPath(step.new_label, *rest)
-    if candidate.as_posix() not in taken:
-        return candidate.as_posix()
-    stem, suffix = candidate.stem, candidate.suffix
-    n = 1
-    while True:
-        tag = f".from-{step.given_label}" + (f"-{n}" if n > 1 else "")
-        option = candidate.with_name(f"{stem}{tag}{suffix}").as_posix()
-        if option not in taken:
-            return option
-        n += 1
+    return next(path for path in moved_paths(step.id, step.given_label, step.new_label)
+                if path not in taken)
 
 
 def _write_changes(changes, path: Path) -> None:

@@ -8,12 +8,73 @@ A decisions file has the columns `id,given_label,decision,new_label`; ids follow
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .errors import UsageError
 
 DECISION_COLUMNS = ("id", "given_label", "decision", "new_label")
 DECISIONS = ("keep", "relabel", "remove")
+CHANGES_FILE = "changes.csv"  # apply's change log, inside a corrected image folder
+
+
+def is_change_log(path: str | os.PathLike) -> bool:
+    """Whether `path` starts as every changes.csv apply writes."""
+    header = ",".join(DECISION_COLUMNS)
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.readline().rstrip("\r\n").startswith(header)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def moved_paths(sample_id: str, given_label: str, new_label: str):
+    """The paths `apply` gives a relabeled image (`class/name`), in the order it tries them:
+    the same name in the new class's folder, then, where that is taken, '.from-<old class>'.
+
+    >>> paths = moved_paths("cat/sub/001.png", "cat", "dog")
+    >>> next(paths), next(paths), next(paths)
+    ('dog/sub/001.png', 'dog/sub/001.from-cat.png', 'dog/sub/001.from-cat-2.png')
+    """
+    candidate = PurePosixPath(new_label, *PurePosixPath(sample_id).parts[1:])
+    yield candidate.as_posix()
+    n = 1
+    while True:
+        tag = f".from-{given_label}" + (f"-{n}" if n > 1 else "")
+        yield candidate.with_name(f"{candidate.stem}{tag}{candidate.suffix}").as_posix()
+        n += 1
+
+
+def with_moved_paths(decisions, ids):
+    """decisions.csv made on an image folder, fitted to `apply`'s corrected copy of it.
+
+    A relabeled image moves to its new class's folder, so its id changes; the change log
+    records where (`new_path`), decisions.csv does not. For each relabel whose id is not among
+    `ids` this fills `new_path` with the path apply gave it: the last of `moved_paths` in the
+    unbroken run of them that `ids` holds (earlier ones were taken before it moved in). A file
+    that already has `new_path` (the change log) is returned as it is.
+
+    >>> import pandas as pd
+    >>> decisions = pd.DataFrame({"id": ["cat/1.png", "cat/2.png"], "given_label": "cat",
+    ...                           "decision": ["relabel", "keep"], "new_label": ["dog", ""]})
+    >>> with_moved_paths(decisions, ["dog/1.png", "dog/1.from-cat.png", "cat/2.png"])[
+    ...     "new_path"].tolist()
+    ['dog/1.from-cat.png', '']
+    """
+    decisions = as_decisions(decisions)
+    if "new_path" in decisions.columns:
+        return decisions
+    known = {str(i) for i in ids}
+    found = []
+    for sample_id, given, decision, new in decisions[list(DECISION_COLUMNS)].itertuples(
+            index=False):
+        path = ""
+        if decision == "relabel" and sample_id not in known:
+            for candidate in moved_paths(sample_id, given, new):
+                if candidate not in known:
+                    break
+                path = candidate
+        found.append(path)
+    return decisions.assign(new_path=found)
 
 
 def read_decisions(path: str | os.PathLike):

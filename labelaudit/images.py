@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import Dataset, check_classes, short_reason
+from .decisions import CHANGES_FILE, is_change_log
 from .errors import UsageError
 
 IMAGE_EXTENSIONS = frozenset(
@@ -126,7 +127,8 @@ def _class_folders(root: Path, real_root: Path, follow_symlinks: bool):
         if problem:
             skipped.append((entry.name, problem))
         elif not entry.is_dir():
-            loose.append(entry.name)
+            if not (entry.name == CHANGES_FILE and is_change_log(path)):  # apply's own, expected
+                loose.append(entry.name)
         elif entry.is_symlink() and not follow_symlinks and not _inside(real_root, path):
             skipped.append((entry.name, "symlink leading outside the dataset "
                                         "(pass --follow-symlinks to use it)"))

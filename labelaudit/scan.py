@@ -194,11 +194,14 @@ def _audit_or_cached(ds, settings: ScanSettings, user_log=None, *, progress: Pro
 def _take_out_reviewed(ds, found: dict, decisions, *, log):
     """(dataset, issues, audit) with --reviewed's samples out of the list to review, and a
     warning, on stderr and in summary.json, for decisions naming ids not in the data."""
+    from .decisions import mark_reviewed, reviewed_warning, with_moved_paths
+
     audit, issues = dict(found["audit"]), found["issues"]
     if decisions is None:
+        _hint_change_log(ds, issues, log=log)
         return ds, issues, audit
-    from .decisions import mark_reviewed, reviewed_warning
-
+    if ds.kind == "images":
+        decisions = with_moved_paths(decisions, ds.ids)
     unknown = reviewed_warning(ds.ids, decisions)
     if unknown:
         log(f"warning: {unknown}")
@@ -208,6 +211,17 @@ def _take_out_reviewed(ds, found: dict, decisions, *, log):
         audit["n_reviewed"] = int(issues["reviewed"].sum())
         audit["n_flagged"] = int(issues["is_label_issue"].sum())
     return ds, issues, audit
+
+
+def _hint_change_log(ds, issues, *, log) -> None:
+    """Point to the change log that `apply` left in a corrected image folder, whose reviewed
+    samples an audit would otherwise list again."""
+    from .decisions import CHANGES_FILE, is_change_log
+
+    log_path = Path(ds.path) / CHANGES_FILE
+    if issues is not None and ds.kind == "images" and is_change_log(log_path):
+        log(f"note: {log_path} is the change log of `labelaudit apply`; pass --reviewed "
+            f"{log_path} to leave the samples reviewed before out of the list")
 
 
 def _audit(ds, settings: ScanSettings, *, progress: Progress, lap) -> dict:

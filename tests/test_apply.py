@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +15,13 @@ from typer.testing import CliRunner
 from labelaudit.apply import apply_decisions
 from labelaudit.cli import app
 from labelaudit.data import load_dataset
-from labelaudit.decisions import DECISION_COLUMNS, check_decisions, mark_reviewed, read_decisions
+from labelaudit.decisions import (
+    DECISION_COLUMNS,
+    check_decisions,
+    mark_reviewed,
+    read_decisions,
+    with_moved_paths,
+)
 from labelaudit.errors import UsageError
 
 from .conftest import make_table, tree_hashes, write_digit_folder, write_table
@@ -320,6 +327,49 @@ def test_changes_csv_marks_moved_images_for_a_rescan_of_the_copy(tmp_path, image
     marked = mark_reviewed(issues, out / "changes.csv")
     assert marked["reviewed"].tolist() == [True, False]
     assert marked["rank"].tolist() == [pd.NA, 1]
+
+
+def test_decisions_csv_finds_moved_images_in_the_copy_clash_included(tmp_path):
+    root = tmp_path / "pets"
+    write_digit_folder(root, n_per_class=3, classes=(0, 1))
+    (root / "1" / "img-0003.png").rename(root / "1" / "img-0000.png")  # same name as in 0/
+    decisions = pd.DataFrame({"id": ["0/img-0000.png", "0/img-0001.png", "1/img-0004.png"],
+                              "given_label": ["0", "0", "1"],
+                              "decision": ["relabel", "relabel", "keep"],
+                              "new_label": ["1", "1", ""]})
+    result = apply_decisions(root, decisions, tmp_path / "out")
+    copy = load_dataset(tmp_path / "out")
+    fitted = with_moved_paths(decisions, copy.ids)
+    # The path apply chose for each, clash and all; a kept image keeps its id.
+    assert fitted["new_path"].tolist() == [*result.changes["new_path"][:2], ""]
+    issues = pd.DataFrame({"id": list(copy.ids), "label_quality": np.linspace(0, 1, len(copy.ids)),
+                           "is_label_issue": True,
+                           "rank": pd.array(range(1, len(copy.ids) + 1), dtype="Int64")})
+    marked = mark_reviewed(issues, fitted).set_index("id")
+    assert sorted(marked.index[marked["reviewed"]]) == \
+        ["1/img-0000.from-0.png", "1/img-0001.png", "1/img-0004.png"]
+    assert not marked.loc["1/img-0000.png", "reviewed"]  # the image that was there all along
+
+
+def test_a_rescan_of_the_corrected_folder_takes_decisions_csv_and_quiet_change_log(tmp_path):
+    root = tmp_path / "digits"
+    write_digit_folder(root, n_per_class=30)
+    decisions = write_decisions(tmp_path / "decisions.csv", [
+        ("0/img-0000.png", "0", "relabel", "7"), ("1/img-0030.png", "1", "relabel", "0"),
+        ("7/img-0060.png", "7", "remove", "")])
+    assert run("apply", root, decisions, "--out", tmp_path / "fixed").exit_code == 0
+    fast = ["--epochs", "2", "--cv", "2", "--audit", "always", "--no-cache"]
+    with_decisions = run("scan", tmp_path / "fixed", "--out", tmp_path / "a", "--reviewed",
+                         decisions, *fast)
+    assert with_decisions.exit_code == 0, with_decisions.output
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["audit"]["n_reviewed"] == 2  # both moved images; the removed one is gone
+    assert summary["dataset"]["warnings"] == []
+    plain = run("scan", tmp_path / "fixed", "--out", tmp_path / "b", *fast)
+    assert plain.exit_code == 0, plain.output
+    assert "ignored" not in plain.output
+    assert f"pass --reviewed {tmp_path / 'fixed' / 'changes.csv'} to leave" in \
+        " ".join(plain.output.split())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
