@@ -26,7 +26,7 @@ import numpy as np
 from .errors import UsageError
 from .settings import RESULT_FREE
 
-FORMAT = 10  # bump when FoldResult or the training changes incompatibly
+FORMAT = 11  # bump when FoldResult or the training changes incompatibly
 
 
 def fingerprint(X, y) -> str:

@@ -188,13 +188,14 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
                       pred_probs=model.val_pred_probs_.astype(np.float32),
                       history=model.history_, best_epoch=int(model.best_epoch_),
                       # Fold 0, the separate monitor, is never scored: no neighbours for it.
-                      embedding_probs=embedding_neighbours(model, X, y, train_index, test_index)
+                      embedding_probs=embedding_neighbours(model, X, y, train_index, test_index,
+                                                     random_state=random_state + fold)
                       if neighbours and fold > 0 else {},
                       train_index=None if model.trajectory_ is None else np.asarray(train_index),
                       trajectory=model.trajectory_)
 
 
-def embedding_neighbours(model, X, y, train_index, test_index) -> dict:
+def embedding_neighbours(model, X, y, train_index, test_index, *, random_state=0) -> dict:
     """{"knn_embedding": held-out probabilities of neighbours in the network's feature space}.
 
     The features are the trained network's penultimate layer (its best-validation weights);
@@ -205,10 +206,25 @@ def embedding_neighbours(model, X, y, train_index, test_index) -> dict:
 
     knn = KNeighborsClassifier(n_neighbours(len(train_index)), weights="distance",
                                algorithm="brute")
+    train_index = tie_order(train_index, random_state)
     knn.fit(model.transform(X, train_index), y[train_index])
     probs = np.zeros((len(test_index), model.n_classes_), dtype=np.float32)
     probs[:, knn.classes_] = knn.predict_proba(model.transform(X, test_index))
     return {"knn_embedding": probs}
+
+
+def tie_order(train_index, random_state) -> np.ndarray:
+    """The training rows in a seeded random order, for the neighbour members.
+
+    Among samples at the same distance (exact duplicates) a neighbour search returns the first
+    rows it holds, and the rows come sorted by id, which in an image folder is by class: the
+    neighbours of a duplicated image would be the copies in the lowest class folders, not a
+    fair sample of its copies' labels.
+
+    >>> sorted(tie_order(np.arange(5), 0)) == list(range(5))
+    True
+    """
+    return np.random.default_rng(random_state).permutation(np.asarray(train_index))
 
 
 def n_neighbours(n_train: int) -> int:
@@ -299,18 +315,21 @@ def fit_members(X, y, train_index, test_index, *, data_kind: str, n_classes: int
         rng = np.random.default_rng(random_state)
         train_index = np.sort(rng.choice(train_index, MAX_MEMBER_TRAIN, replace=False))
     probs = {}
+    shuffled = tie_order(train_index, random_state)
     for name, estimator in (sklearn_members(data_kind, len(train_index), n_samples=n_samples)
                             if raw else {}).items():
-        Xtr, Xte = X[train_index], X[test_index]
+        rows = shuffled if name in NEIGHBOURS else train_index
+        Xtr, Xte = X[rows], X[test_index]
         if data_kind == "images":
             Xtr, Xte = Xtr.astype(np.float32) / 255, Xte.astype(np.float32) / 255
-        probs[name] = _held_out(estimator, Xtr, y[train_index], Xte, n_classes)
+        probs[name] = _held_out(estimator, Xtr, y[rows], Xte, n_classes)
     if embeddings is not None:
         for name in members_with(RUN, data_kind, n_samples, embedded=True):
             if name in EMBEDDING_MEMBERS:
+                rows = shuffled if name in NEIGHBOURS else train_index
                 probs[name] = _held_out(EMBEDDING_MEMBERS[name](len(train_index)),
-                                        embeddings[train_index], y[train_index],
-                                        embeddings[test_index], n_classes)
+                                        embeddings[rows], y[rows], embeddings[test_index],
+                                        n_classes)
     return probs
 
 

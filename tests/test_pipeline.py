@@ -67,3 +67,49 @@ def test_an_ensemble_of_voters_alone_ranks_as_find_issues_on_their_inverse_error
     assert estimates["estimated_noise_rate"] == estimates["flagged_rate"] == \
         issues["is_label_issue"].mean()
     assert list(estimates["member_weights"]) == estimates["members"] == ["a", "b"]
+
+
+def _duplicates(n_copies: int = 40, wrong_every: int = 5):
+    """Three points, each repeated; every `wrong_every`-th copy mislabeled; rows sorted by
+    label, as an image folder's ids sort by class folder. Returns (X, given, true)."""
+    true = np.repeat(np.arange(3), n_copies)
+    given = true.copy()
+    given[::wrong_every] = (true[::wrong_every] + 1) % 3
+    order = np.argsort(given, kind="stable")
+    X = np.eye(3, dtype=np.float32)[true]
+    return X[order], given[order], true[order]
+
+
+def test_neighbours_of_exact_duplicates_are_a_fair_sample_of_their_copies():
+    X, given, true = _duplicates()
+    folds = train.fold_splits(given, cv=5, random_state=0)
+    for train_index, test_index in folds:
+        probs = train.fit_members(X, given, train_index, test_index, data_kind="tabular",
+                                  n_classes=3)["knn"]
+        # The copies' labels are 80% right, so a fair sample of them votes for the true class.
+        assert (probs.argmax(1) == true[test_index]).mean() > 0.95
+
+
+def test_a_folder_of_duplicated_images_flags_exactly_its_wrong_files(tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from labelaudit.scan import scan
+    from labelaudit.settings import ScanSettings
+
+    digits = load_digits()
+    rng = np.random.default_rng(0)
+    wrong = set()
+    for digit in range(6):
+        pixels = (digits.images[list(digits.target).index(digit)] * 255 / 16).astype(np.uint8)
+        for copy in range(50):
+            folder = digit if rng.random() > 0.2 else (digit + 1 + rng.integers(5)) % 6
+            (tmp_path / str(folder)).mkdir(exist_ok=True)
+            Image.fromarray(pixels).save(tmp_path / str(folder) / f"{digit}-{copy}.png")
+            if folder != digit:
+                wrong.add(f"{folder}/{digit}-{copy}.png")
+    result = scan(tmp_path, ScanSettings(audit="always", epochs=10, cv=3, cache_dir=None))
+    issues = result.issues
+    flagged = set(issues["id"][issues["is_label_issue"]])
+    assert len(wrong) > 20 and flagged <= wrong and len(flagged) >= 0.9 * len(wrong)
+    assert set(issues["id"][:len(wrong)]) == wrong  # the ranking puts every wrong file first
