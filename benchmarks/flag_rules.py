@@ -6,9 +6,9 @@
 Reads every `.npz` that `quality.py --save-probs` wrote (the given and true labels, the pooled
 and every member's out-of-fold probabilities of one labelaudit run), flags samples under each
 rule, and compares each rule's F1, averaged over seeds per setting, with the best contender's
-in the CSV's recipe, datalab-knn and expert rows. The ranking is the same for every rule (the
-pooled normalized margin), so only F1 and the noise estimate move. This is how the members'
-vote was chosen (benchmarks/README.md, "Levers measured").
+in the CSV's recipe, datalab-knn and expert rows. The ranking is labelaudit's for every rule,
+so only F1 and the noise estimate move. This is how the members' vote was chosen, and how
+flagging the head of the ranking instead was measured (benchmarks/README.md, "Flag rules").
 """
 
 from __future__ import annotations
@@ -30,15 +30,19 @@ def lowest(quality, count: int) -> np.ndarray:
     return flags
 
 
-def rules(labels, pooled, members: dict) -> dict:
-    """{rule name: boolean flags} for one run."""
+def rules(labels, pooled, members: dict, dynamics=None) -> dict:
+    """{rule name: boolean flags} for one run. `members` are the voters; the ranking is
+    labelaudit's (the voters and, where saved, the training dynamics, by inverse-error weights)."""
     from cleanlab.count import num_label_issues
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    from labelaudit.audit import RANK_BY
+    from labelaudit.audit import RANK_BY, pool_probs, rank_weights
 
-    quality = get_label_quality_scores(labels, pooled, method=RANK_BY)
+    rankers = [*members.values(), *([] if dynamics is None else [dynamics])]
+    quality = get_label_quality_scores(
+        labels, pool_probs(rankers, rank_weights(labels, rankers)).astype(np.float64),
+        method=RANK_BY)
     out = {"pooled prune_by_noise_rate": find_label_issues(labels, pooled)}
     for filter_by in ("prune_by_class", "both", "confident_learning", "predicted_neq_given"):
         out[f"pooled {filter_by}"] = find_label_issues(labels, pooled, filter_by=filter_by)
@@ -56,6 +60,10 @@ def rules(labels, pooled, members: dict) -> dict:
     out["lowest, best member's count"] = lowest(quality, counts[max(accuracy, key=accuracy.get)])
     out["lowest, off_diagonal_calibrated count"] = lowest(quality, num_label_issues(
         labels, pooled, estimation_method="off_diagonal_calibrated"))
+    # The top of the ranking, as many as the vote flags: the flagged rows would be the list's head.
+    vote = out["at least half of the members"]
+    out["lowest, the vote's count"] = lowest(quality, vote.sum())
+    out["lowest, pooled count"] = lowest(quality, num_label_issues(labels, pooled))
     return out
 
 
@@ -81,7 +89,8 @@ def main(argv=None) -> int:
         pooled = saved["pred_probs"].astype(np.float64)
         members = {key.removeprefix("member_"): saved[key].astype(np.float64)
                    for key in saved.files if key.startswith("member_")}
-        for rule, flags in rules(labels, pooled, members).items():
+        dynamics = saved["dynamics"].astype(np.float64) if "dynamics" in saved.files else None
+        for rule, flags in rules(labels, pooled, members, dynamics).items():
             rows.append({**setting, "rule": rule, "f1": f1_score(truth, flags, zero_division=0),
                          "estimate": flags.mean(), "injected": truth.mean()})
         rows.append({**setting, "rule": "pooled joint (1 - trace)", "f1": np.nan,
