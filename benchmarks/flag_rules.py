@@ -64,6 +64,15 @@ def rules(labels, pooled, members: dict, dynamics=None) -> dict:
     vote = out["at least half of the members"]
     out["lowest, the vote's count"] = lowest(quality, vote.sum())
     out["lowest, pooled count"] = lowest(quality, num_label_issues(labels, pooled))
+    # Members far less accurate than the best leave the vote: their own confident learning
+    # flags whatever they cannot fit, and two weak members agreeing would outvote the rest.
+    for margin in (0.05, 0.07, 0.08, 0.1, 0.12, 0.15, 0.2):
+        strong = [n for n in members if accuracy[n] >= max(accuracy.values()) - margin]
+        strong_votes = np.sum([find_label_issues(labels, members[n]) for n in strong], axis=0)
+        out[f"the vote of members within {margin} of the best's accuracy"] = \
+            strong_votes >= (len(strong) + 1) // 2
+        out[f"half of all members' votes, counting those within {margin} of the best"] = \
+            strong_votes >= (len(members) + 1) // 2
     return out
 
 

@@ -135,12 +135,32 @@ def pool_probs(members, weights=None) -> np.ndarray:
     return out
 
 
+# A member whose out-of-fold accuracy is more than this below the most accurate member's does
+# not count in the vote: a model that cannot fit the data (a linear one on nested classes) flags
+# what it cannot fit, and two such members agreeing outvoted the rest (benchmarks/README.md).
+VOTE_MARGIN = 0.1
+
+
+def voters(labels, members: dict) -> list[str]:
+    """The members whose flags count in the vote: those within VOTE_MARGIN of the most accurate
+    member's out-of-fold accuracy on the given labels.
+
+    >>> labels = np.array([0, 0, 1, 1])
+    >>> voters(labels, {"good": np.eye(2)[labels], "weak": np.eye(2)[[0, 1, 1, 0]]})
+    ['good']
+    """
+    accuracy = dict(zip(members, member_weights(labels, list(members.values())), strict=True))
+    best = max(accuracy.values())
+    return [name for name in members if accuracy[name] >= best - VOTE_MARGIN]
+
+
 def member_votes(labels, members: dict, *, filter_by="prune_by_noise_rate"):
     """Which members' own confident learning flags each sample, and the vote.
 
-    Returns (is_label_issue, flagged_by): a sample is a label issue when at least half of the
-    members flag it, each with cleanlab's `find_label_issues` on its own out-of-fold
-    probabilities; `flagged_by` names them, joined by ";".
+    Returns (is_label_issue, flagged_by): a sample is a label issue when the `voters` that flag
+    it, each with cleanlab's `find_label_issues` on its own out-of-fold probabilities, make at
+    least half of all the members; `flagged_by` names them, joined by ";". A member too weak to
+    vote counts as not flagging, so the bar stays where it was.
 
     Each member's filter counts as many errors as its own confident joint estimates, so the
     vote needs no threshold of its own: with four members two must agree, with three two, with
@@ -149,7 +169,7 @@ def member_votes(labels, members: dict, *, filter_by="prune_by_noise_rate"):
 
     >>> labels = np.array([0, 0, 0, 1, 1, 1])
     >>> sure = np.array([[.9, .1], [.8, .2], [.1, .9], [.2, .8], [.1, .9], [.9, .1]])
-    >>> unsure = np.array([[.9, .1], [.8, .2], [.6, .4], [.2, .8], [.1, .9], [.4, .6]])
+    >>> unsure = np.array([[.9, .1], [.8, .2], [.45, .55], [.2, .8], [.1, .9], [.7, .3]])
     >>> flags, flagged_by = member_votes(labels, {"a": sure, "b": unsure})
     >>> flags.tolist(), flagged_by.tolist()
     ([False, False, True, False, False, True], ['', '', 'a', '', '', 'a'])
@@ -157,9 +177,9 @@ def member_votes(labels, members: dict, *, filter_by="prune_by_noise_rate"):
     from cleanlab.filter import find_label_issues
 
     labels = np.asarray(labels, dtype=np.int64)
-    flags = {name: find_label_issues(labels, np.asarray(probs, dtype=np.float64),
+    flags = {name: find_label_issues(labels, np.asarray(members[name], dtype=np.float64),
                                      filter_by=filter_by, n_jobs=1)
-             for name, probs in members.items()}
+             for name in voters(labels, members)}
     votes = np.sum(list(flags.values()), axis=0)
     names = np.full(len(labels), "", dtype=object)
     for name, flagged in flags.items():  # elementwise on object arrays, not a Python loop
@@ -221,6 +241,7 @@ def audit_ensemble(labels, members: dict, *, votes, ranks, ids=None, classes=Non
         members={name: members[name] for name in votes},
         rank_probs=pool(ranks, rank_weight_of))
     estimates["members"] = list(votes)
+    estimates["voters"] = voters(labels, {name: members[name] for name in votes})
     estimates["member_weights"] = weight_of
     estimates["rank_weights"] = {name: round(w, 3) for name, w in rank_weight_of.items()}
     estimates["accuracy_out_of_fold"] = float((pred_probs.argmax(1) == labels).mean())

@@ -27,6 +27,9 @@ from .errors import UsageError
 from .settings import RESULT_FREE
 
 FORMAT = 11  # bump when FoldResult or the training changes incompatibly
+# Bump when the audit reads the same folds differently (the vote, the ranking): the results
+# are computed again, the folds are not trained again.
+RESULT_FORMAT = 1
 
 
 def fingerprint(X, y) -> str:
@@ -87,7 +90,7 @@ def result_key(dataset_fingerprint: str, settings) -> str:
     if encoder is not None and Path(encoder).expanduser().is_dir():
         kept["encoder"] = content_digest(Path(encoder).expanduser())
     payload = {"data": dataset_fingerprint, "settings": kept, "format": FORMAT,
-               "version": __version__}
+               "result_format": RESULT_FORMAT, "version": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 

@@ -233,7 +233,11 @@ def _review(result, summary: dict) -> dict:
     # dynamics rank but do not vote.
     evidence = [c for c in result.issues.columns if str(c).startswith("quality_")]
     review["members"] = [str(c).removeprefix("quality_") for c in evidence]
-    review["voting"] = list(result.audit.get("members") or review["members"])
+    members = list(result.audit.get("members") or review["members"])
+    review["voting"] = list(result.audit.get("voters") or members)
+    # Members too weak to vote count as not doubting: the bar stays at half of all of them.
+    review["weak"] = [name for name in members if name not in review["voting"]]
+    review["vote_needs"] = (len(members) + 1) // 2
     review["n_flagged"] = int(len(flagged))
     review["n_embedded"] = int(len(top))
     position = {str(i): k for k, i in enumerate(ds.ids)}

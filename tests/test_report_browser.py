@@ -391,3 +391,28 @@ def test_report_without_audit_opens_cleanly(watched, tmp_path):
     assert "No audit ran." in page.inner_text("#health")
     assert page.locator("#samples").count() == 0
     assert page.locator("img.plot").evaluate("img => img.naturalWidth > 300")
+
+
+def test_a_check_too_weak_to_vote_says_so(watched, tmp_path):
+    from sklearn.datasets import make_gaussian_quantiles
+
+    from labelaudit.noise import inject_noise
+
+    # Nested shells: no line separates them, so the linear model is far behind the network.
+    X, y = make_gaussian_quantiles(n_samples=600, n_features=4, n_classes=3, random_state=0)
+    frame = pd.DataFrame(X, columns=list("abcd")).assign(label=inject_noise(y, 0.1,
+                                                                             random_state=0))
+    frame.to_csv(tmp_path / "shells.csv", index_label="id")
+    result = scan(tmp_path / "shells.csv", ScanSettings(audit="always", cache_dir=None))
+    assert "logreg" not in result.audit["voters"]
+    write_outputs(result, tmp_path / "report")
+    page = watched.open(tmp_path / "report" / "report.html")
+    why = page.locator("#samples tbody tr.why").nth(0)
+    voting = result.audit["voters"]
+    first = flagged(result).iloc[0]
+    doubting = [m for m in voting if m in first["flagged_by"].split(";")]
+    assert why.locator(".doubt-count").inner_text() == \
+        f"{len(doubting)} of {len(voting)} checks doubt this label (2 needed)"
+    weak = why.locator(".member[data-member=logreg]")
+    assert "too weak to vote" in weak.inner_text()
+    assert "its doubt does not count" in weak.get_attribute("title")

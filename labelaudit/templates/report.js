@@ -321,29 +321,38 @@
     return box;
   }
 
-  // The checks (the ensemble's members) in plain words: a sample is flagged when at least half of
-  // the voting ones doubt its label through their own confident learning. The training history
-  // only ranks: it has no vote. Each name's title keeps the member's exact label quality.
+  // The checks (the ensemble's members) in plain words: a sample is flagged when the voting ones
+  // that doubt its label through their own confident learning make at least half of all the
+  // checks that could vote; one far less accurate than the best (R.weak) counts as not doubting.
+  // The training history only ranks: it has no vote. Each name's title keeps the member's exact
+  // label quality.
   function checksOf(row) {
     var flaggedBy = row.flagged_by || [];
     var voting = R.voting || R.members || [];
+    var weak = R.weak || [];
     var words = R.member_words || {};
     var members = R.members || [];
     var doubting = voting.filter(function (name) { return flaggedBy.indexOf(name) >= 0; });
     var box = el("div", "reason checks");
     box.appendChild(el("div", "reason-head doubt-count",
-      doubting.length + " of " + voting.length + " checks doubt this label"));
+      doubting.length + " of " + voting.length + " checks doubt this label" +
+      (weak.length ? " (" + R.vote_needs + " needed)" : "")));
     var list = el("div", "members");
     var add = function (name, i) {
       var value = row.evidence ? row.evidence[i] : null;
       var shown = value === null || value === undefined ? "n/a" : value.toFixed(3);
       var votes = voting.indexOf(name) >= 0;
+      var tooWeak = weak.indexOf(name) >= 0;
       var doubt = flaggedBy.indexOf(name) >= 0;
       var item = el("span", "member" + (!votes ? " novote" : doubt ? " doubt" : " agree"),
                     (!votes ? "" : doubt ? "✗ " : "✓ ") + (words[name] || name) +
-                    (!votes ? " · ranks, no vote" : ""));
+                    (tooWeak ? " · too weak to vote" : !votes ? " · ranks, no vote" : ""));
       item.dataset.member = name;
-      item.title = !votes
+      item.title = tooWeak
+        ? name + ": far less accurate on these labels than the best check (by more than 0.1), " +
+          "so its doubt does not count; it ranks with a small weight (its label quality " +
+          shown + ")"
+        : !votes
         ? name + ": ranks the sample (its label quality " + shown + ") but has no vote"
         : name + (doubt ? " doubts this label" : " does not doubt this label") +
           " (its own confident learning; its own label quality " + shown + ")";
