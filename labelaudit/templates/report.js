@@ -133,6 +133,16 @@
     return node;
   }
 
+  // An id as text, with a line-break opportunity after each "/": a narrow column wraps a path
+  // between its folders rather than inside a name.
+  function pathText(node, text) {
+    text.split("/").forEach(function (part, i, parts) {
+      node.appendChild(document.createTextNode(part + (i < parts.length - 1 ? "/" : "")));
+      if (i < parts.length - 1) { node.appendChild(document.createElement("wbr")); }
+    });
+    return node;
+  }
+
   function button(label, className, title, onClick) {
     var b = el("button", className, label);
     b.type = "button";
@@ -245,7 +255,7 @@
     tr.appendChild(el("td", "num", row.rank === null ? "–" : row.rank));
     tr.appendChild(sampleCell(row));
     var idCell = el("td");
-    idCell.appendChild(el("span", "id", row.id));
+    idCell.appendChild(pathText(el("span", "id"), String(row.id)));
     tr.appendChild(idCell);
     var given = el("td");
     given.appendChild(el("span", "label", row.given_label)).title = row.given_label;
