@@ -73,6 +73,26 @@ def rules(labels, pooled, members: dict, dynamics=None) -> dict:
             strong_votes >= (len(strong) + 1) // 2
         out[f"half of all members' votes, counting those within {margin} of the best"] = \
             strong_votes >= (len(members) + 1) // 2
+    # The vote, kept only where the pooled probabilities prefer another class than the given
+    # one: confident learning's per-class thresholds are low for a rare class, so each member
+    # flags samples the ensemble as a whole still gives to their label.
+    strong = [n for n in members if accuracy[n] >= max(accuracy.values()) - 0.1]
+    vote_now = np.sum([find_label_issues(labels, members[n]) for n in strong],
+                      axis=0) >= (len(members) + 1) // 2
+    out["the vote, where the pooled probabilities prefer another class"] = \
+        vote_now & (pooled.argmax(1) != labels)
+    out["the vote, where the ranking's pool prefers another class"] = vote_now & (quality < 0.5)
+    out["the vote, or the ranking's pool prefers another class by 0.2"] = \
+        vote_now | (quality < 0.4)
+    # The vote, capped at a count from the pooled probabilities: on hard data every member
+    # flags many hard but right samples, and two of four agreeing is then common.
+    caps = {"cleanlab's pooled filter's count": find_label_issues(labels, pooled).sum(),
+            "the pooled off_diagonal count": num_label_issues(labels, pooled),
+            "the pooled off_diagonal_calibrated count": num_label_issues(
+                labels, pooled, estimation_method="off_diagonal_calibrated")}
+    for name, cap in caps.items():
+        capped = np.where(vote_now, quality, np.inf)
+        out[f"the vote, at most {name}"] = vote_now & lowest(capped, min(cap, vote_now.sum()))
     return out
 
 

@@ -37,9 +37,10 @@ from contenders import CONTENDERS, Bench, Found  # noqa: E402
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "data"
 RESULTS = HERE / "results"
-# "iris" and "quantiles" are held out: no default was chosen on them.
+# "iris", "quantiles", "moons" and "imbalanced" are held out: no default was chosen on them.
 KINDS = {"images": ("digits", "mnist"),
-         "tabular": ("wine", "breast-cancer", "mixed", "iris", "quantiles"),
+         "tabular": ("wine", "breast-cancer", "mixed", "iris", "quantiles", "moons",
+                     "imbalanced"),
          "text": ("20news", "20news-subjects")}
 DATASETS = tuple(name for names in KINDS.values() for name in names)
 NOISE_RATES = (0.1, 0.2, 0.4)
@@ -77,6 +78,10 @@ def load_bench(name: str) -> Bench | None:
         return mixed_table()
     if name == "quantiles":
         return quantiles_table()
+    if name == "moons":
+        return moons_table()
+    if name == "imbalanced":
+        return imbalanced_table()
     if name == "mnist":
         return read_mnist(SHARED / "mnist-test")
     if name == "20news":
@@ -110,6 +115,31 @@ def quantiles_table(n: int = 1500, seed: int = 0) -> Bench:
     X, y = make_gaussian_quantiles(n_samples=n, n_features=4, n_classes=3, random_state=seed)
     frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
     return Bench("quantiles", "tabular", frame, y, ("inner", "middle", "outer"))
+
+
+def moons_table(n: int = 1500, seed: int = 0) -> Bench:
+    """Two interleaved half circles (scikit-learn's make_moons) beside four columns of pure
+    noise: a curved boundary that the columns alone do not give away."""
+    from sklearn.datasets import make_moons
+
+    X, y = make_moons(n_samples=n, noise=0.2, random_state=seed)
+    noise = np.random.default_rng(seed).normal(size=(n, 4))
+    frame = pd.DataFrame(np.hstack([X, noise]), columns=["x", "y", *(f"n{i}" for i in range(4))])
+    return Bench("moons", "tabular", frame, y, ("upper", "lower"))
+
+
+def imbalanced_table(n: int = 1500, seed: int = 0) -> Bench:
+    """Five classes from 50% of the rows down to 4% (make_classification with weights), columns
+    on scales from 0.01 to 1,000: the rare classes are where a flip is hardest to tell apart."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=n, n_features=12, n_informative=6, n_redundant=2,
+                               n_classes=5, n_clusters_per_class=1, class_sep=1.5,
+                               weights=[0.5, 0.25, 0.13, 0.08, 0.04], random_state=seed)
+    X = X * np.logspace(-2, 3, X.shape[1])
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    return Bench("imbalanced", "tabular", frame, y, ("common", "frequent", "middle", "scarce",
+                                                     "rare"))
 
 
 def read_mnist(folder: Path) -> Bench | None:
