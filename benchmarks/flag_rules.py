@@ -90,6 +90,10 @@ def rules(labels, pooled, members: dict, dynamics=None) -> dict:
             "the pooled off_diagonal count": num_label_issues(labels, pooled),
             "the pooled off_diagonal_calibrated count": num_label_issues(
                 labels, pooled, estimation_method="off_diagonal_calibrated")}
+    for filter_by in ("both", "prune_by_class", "confident_learning"):
+        strict = np.sum([find_label_issues(labels, members[n], filter_by=filter_by)
+                         for n in strong], axis=0)
+        out[f"the vote, each member by {filter_by}"] = strict >= (len(members) + 1) // 2
     for name, cap in caps.items():
         capped = np.where(vote_now, quality, np.inf)
         out[f"the vote, at most {name}"] = vote_now & lowest(capped, min(cap, vote_now.sum()))
