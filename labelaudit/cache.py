@@ -26,7 +26,7 @@ import numpy as np
 from .errors import UsageError
 from .settings import RESULT_FREE
 
-FORMAT = 11  # bump when FoldResult or the training changes incompatibly
+FORMAT = 12  # bump when FoldResult or the training changes incompatibly
 # Bump when the audit reads the same folds differently (the vote, the ranking): the results
 # are computed again, the folds are not trained again.
 RESULT_FORMAT = 1

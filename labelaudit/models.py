@@ -176,8 +176,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         return padded[torch.arange(n)[:, None, None, None], torch.arange(batch.shape[1])[
             None, :, None, None], rows, cols]
 
-    def _forward(self, module, X, index, width: int, then=lambda out: out):
-        """`then(module(rows))` for rows `index`, in inference mode and large batches."""
+    def _forward(self, module, X, index, width: int, then=lambda out: out,
+                 view=lambda batch: batch):
+        """`then(module(view(rows)))` for rows `index`, in inference mode and large batches."""
         import torch
 
         module.eval()
@@ -186,7 +187,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         with torch.no_grad(), reproducible(self._device):
             for start in range(0, len(index), step):
                 part = index[start:start + step]
-                out[start:start + len(part)] = then(module(self._batch(X, part))).cpu().numpy()
+                out[start:start + len(part)] = then(
+                    module(view(self._batch(X, part)))).cpu().numpy()
         return out
 
     def _eval(self, X, y=None, index=None):
@@ -304,6 +306,26 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         return self._eval(X)[1]
+
+    def shifted_proba(self, X, index=None):
+        """Softmax probabilities for rows `index`, averaged over each image and its four
+        one-pixel shifts (edges repeated, as in training): evidence that rests on where one
+        image happens to sit counts less."""
+        import torch
+
+        index = np.arange(X.shape[0]) if index is None else index
+
+        def moved(dy: int, dx: int):
+            def view(batch):
+                height, width = batch.shape[2:]
+                padded = torch.nn.functional.pad(batch, (1, 1, 1, 1), mode="replicate")
+                return padded[:, :, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+            return view
+
+        return np.mean([self._forward(self.network_, X, index, self.n_classes_,
+                                      then=lambda logits: torch.softmax(logits, 1),
+                                      view=moved(dy, dx))
+                        for dy, dx in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))], axis=0)
 
     def transform(self, X, index=None):
         """The penultimate layer's activations (the learned features) for rows `index`."""

@@ -184,8 +184,12 @@ def _train_fold(X, y, train_index, test_index, *, fold, settings, random_state,
         raise UsageError(f"fold {fold} failed: training diverged (the loss is not a finite "
                          f"number from epoch {bad[0] if bad else 1}); lower --lr (now "
                          f"{settings.lr}); no report was written")
+    held_out = model.val_pred_probs_
+    if settings.kind == "images" and settings.shift:
+        # A network trained on shifted images reads each held-out image in a few positions.
+        held_out = model.shifted_proba(X, np.asarray(test_index))
     return FoldResult(fold=fold, test_index=np.asarray(test_index),
-                      pred_probs=model.val_pred_probs_.astype(np.float32),
+                      pred_probs=held_out.astype(np.float32),
                       history=model.history_, best_epoch=int(model.best_epoch_),
                       # Fold 0, the separate monitor, is never scored: no neighbours for it.
                       embedding_probs=embedding_neighbours(model, X, y, train_index, test_index,

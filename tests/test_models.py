@@ -54,6 +54,41 @@ def test_shift_translates_whole_images_and_keeps_edges():
     assert torch.equal(shifted, again)  # seeded: the same shifts every run
 
 
+def test_shifted_proba_averages_the_image_and_its_four_one_pixel_shifts():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(40, 1, 12, 12), dtype=np.uint8)
+    y = np.arange(40) % 2
+    clf = TorchClassifier(kind="images", epochs=2, shift=1).fit(X, y)
+    padded = np.pad(X, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+    views = [padded[:, :, 1 + dy:13 + dy, 1 + dx:13 + dx]
+             for dy, dx in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))]
+    expected = np.mean([clf.predict_proba(np.ascontiguousarray(v)) for v in views], axis=0)
+    got = clf.shifted_proba(X)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert not np.allclose(got, clf.predict_proba(X), atol=1e-4)  # the shifts count
+    np.testing.assert_allclose(clf.shifted_proba(X, np.arange(5, 9)), expected[5:9], atol=1e-6)
+
+
+def test_held_out_probabilities_of_shifted_images_average_the_shifts():
+    from labelaudit.settings import ScanSettings
+    from labelaudit.train import ModelSettings, train_fold
+
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 256, size=(60, 1, 20, 20), dtype=np.uint8)
+    y = np.arange(60) % 3
+    train, test = np.arange(45), np.arange(45, 60)
+    for shift in (0, 2):
+        settings = ModelSettings.of(ScanSettings(epochs=2), kind="images", n_classes=3,
+                                    shift=shift)
+        result = train_fold(X, y, train, test, fold=1, settings=settings, monitor=False)
+        model = TorchClassifier(kind="images", n_classes=3, epochs=2, shift=shift,
+                                batch_size=settings.batch_size, lr=settings.lr,
+                                hidden=settings.hidden, random_state=1)
+        model.fit(X[train], y[train], X_val=X[test], y_val=y[test])
+        want = model.shifted_proba(X[test]) if shift else model.val_pred_probs_
+        np.testing.assert_allclose(result.pred_probs, want, atol=1e-6)
+
+
 def test_scan_shifts_only_images_larger_than_16_pixels(tmp_path):
     from labelaudit.data import Dataset
     from labelaudit.scan import image_shift
