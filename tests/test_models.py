@@ -83,7 +83,8 @@ def test_held_out_probabilities_of_shifted_images_average_the_shifts():
         result = train_fold(X, y, train, test, fold=1, settings=settings, monitor=False)
         model = TorchClassifier(kind="images", n_classes=3, epochs=2, shift=shift,
                                 batch_size=settings.batch_size, lr=settings.lr,
-                                hidden=settings.hidden, random_state=1)
+                                hidden=settings.hidden, patience=settings.patience,
+                                device=settings.device, random_state=1)
         model.fit(X[train], y[train], X_val=X[test], y_val=y[test])
         want = model.shifted_proba(X[test]) if shift else model.val_pred_probs_
         np.testing.assert_allclose(result.pred_probs, want, atol=1e-6)
